@@ -1,0 +1,78 @@
+// Model: a trainable network whose parameters and gradients are each one contiguous float
+// buffer described by a ParameterLayout.
+//
+// A Model object is scratch space: parameters, gradients and activations for one thread.
+// Clients do not own models; a pool of threads each holds one Model and loads a client's
+// weights into it (DESIGN.md). Not thread-safe; each thread uses its own instance, and
+// internal kernels may use OpenMP up to the threads set by SetNumThreads (models/threading.h).
+//
+//   EDGEFL_ASSIGN_OR_RETURN(auto model, CreateModel(ModelSpec{.name = "mlp"}));
+//   model->InitializeParameters(/*seed=*/1);
+//   float loss = model->ForwardBackward(batch);  // gradients() now hold d loss / d params
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "edgefl/common/status.h"
+#include "edgefl/models/layout.h"
+
+namespace edgefl::models {
+
+// A batch of examples laid out contiguously: inputs[batch_size * input_size], labels[batch_size].
+struct Batch {
+  std::span<const float> inputs;
+  std::span<const uint8_t> labels;
+  size_t batch_size = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // "mlp", "logreg", ...
+  virtual const std::string& name() const = 0;
+  virtual const ParameterLayout& layout() const = 0;
+  size_t num_parameters() const { return layout().size(); }
+  // Floats per example, and the number of output classes.
+  virtual size_t input_size() const = 0;
+  virtual size_t num_classes() const = 0;
+
+  // The trainable parameters and their gradients, each layout().size() floats.
+  virtual std::span<float> parameters() = 0;
+  virtual std::span<const float> parameters() const = 0;
+  virtual std::span<float> gradients() = 0;
+
+  // Fills parameters() with the model's standard initialisation (He/Glorot uniform, zero
+  // biases), deterministic given `seed`.
+  virtual void InitializeParameters(uint64_t seed) = 0;
+
+  // Mean softmax cross-entropy over the batch; overwrites gradients() with its gradient.
+  // Preconditions (checked): inputs.size() == batch_size * input_size(),
+  // labels.size() == batch_size, every label < num_classes().
+  virtual float ForwardBackward(const Batch& batch) = 0;
+
+  // Writes logits[batch_size * num_classes()]. Same preconditions on inputs.
+  virtual void Forward(std::span<const float> inputs, size_t batch_size,
+                       std::span<float> logits) = 0;
+};
+
+// What to build. Built-in names: "logreg" (784 -> 10 softmax regression, 7,850 parameters),
+// "mlp" (the 2NN of McMahan et al. 2017: 784-200-200-10 with ReLU, 199,210 parameters).
+struct ModelSpec {
+  std::string name = "mlp";  // a built-in name
+  size_t input_size = 784;   // floats per example
+  size_t num_classes = 10;
+};
+
+// kInvalidArgument listing the known names when `spec.name` is unknown.
+Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec);
+
+// Names CreateModel accepts, for --help and error messages.
+std::vector<std::string> BuiltinModelNames();
+
+}  // namespace edgefl::models

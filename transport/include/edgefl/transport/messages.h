@@ -1,0 +1,105 @@
+// The messages of the edgefl protocol, as C++ values.
+//
+// Coordinator and devices exchange these; a Channel carries them (channel.h). The in-process
+// channel moves them as they are; the ZeroMQ channel encodes each in the versioned envelope of
+// docs/protocol.md (codec.h). Enum values and field order are part of the wire format: never
+// renumber or reorder, only append.
+//
+// Global weights are shared immutable buffers so one RoundStart can go to a thousand
+// in-process devices without a thousand copies.
+//
+//   Message m{.sender = id, .round = r, .body = Update{.num_examples = 600, .delta = delta}};
+//   if (auto* update = std::get_if<Update>(&m.body)) { ... }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "edgefl/common/ids.h"
+#include "edgefl/common/status.h"
+
+namespace edgefl::transport {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+
+enum class MessageType : uint16_t {
+  kHello = 1,
+  kWelcome = 2,
+  kRoundStart = 3,
+  kUpdate = 4,
+  kRoundEnd = 5,
+  kHeartbeat = 6,
+  kError = 7,
+  kGoodbye = 8,
+};
+
+// Device -> coordinator: asks to join.
+struct Hello {
+  std::string device_name;    // for logs; at most 256 bytes on the wire
+  uint64_t num_examples = 0;  // size of the device's local data
+};
+
+// Coordinator -> device: accepted, with the identity the coordinator will use.
+struct Welcome {
+  ClientId assigned_id;
+  uint64_t num_parameters = 0;  // size of the trainable buffer the device must train
+};
+
+// Hyper-parameters of local training, chosen by the coordinator for a round.
+struct TrainingConfig {
+  uint32_t local_epochs = 1;
+  uint32_t local_steps = 0;  // > 0: this many steps instead of epochs
+  uint32_t batch_size = 10;
+  float learning_rate = 0.05f;
+  float momentum = 0.0f;
+  float weight_decay = 0.0f;
+  float proximal_mu = 0.0f;  // FedProx; 0 = off
+  uint64_t seed = 0;         // the device derives its shuffling seed from (seed, round, id)
+};
+
+// Coordinator -> cohort member: train on these weights.
+struct RoundStart {
+  uint64_t model_version = 0;
+  TrainingConfig training;
+  std::shared_ptr<const std::vector<float>> global_weights;
+};
+
+// Cohort member -> coordinator: the result of local training.
+struct Update {
+  uint64_t num_examples = 0;  // examples seen per epoch; the FedAvg weight
+  float train_loss = 0.0f;    // mean local training loss
+  std::vector<float> delta;   // trained weights - global weights, layout order
+};
+
+// Coordinator -> device: the round is over for you (completed or aborted, with why).
+struct RoundEnd {
+  StatusCode outcome = StatusCode::kOk;
+  std::string reason;
+};
+
+struct Heartbeat {};
+
+// Either direction: the request failed; `code` is a canonical StatusCode.
+struct ErrorReply {
+  StatusCode code = StatusCode::kUnknown;
+  std::string message;
+};
+
+struct Goodbye {};
+
+using Body = std::variant<Hello, Welcome, RoundStart, Update, RoundEnd, Heartbeat, ErrorReply,
+                          Goodbye>;
+
+struct Message {
+  ClientId sender;  // the device (device -> coordinator) or ClientId{0} for the coordinator
+  RoundId round;    // 0 outside rounds
+  Body body;
+};
+
+MessageType TypeOf(const Body& body);
+const char* MessageTypeName(MessageType type);
+
+}  // namespace edgefl::transport
