@@ -49,4 +49,15 @@ Result<Dataset> LoadIdx(const std::filesystem::path& images, const std::filesyst
 // whose message names the Debian package `dataset-fashion-mnist`.
 Result<Dataset> LoadFashionMnist(const std::filesystem::path& dir, Split split);
 
+// Mean and standard deviation over every feature value of a dataset.
+struct FeatureMoments {
+  double mean = 0.0;
+  double stddev = 1.0;
+};
+FeatureMoments ComputeFeatureMoments(const Dataset& data);
+
+// x <- (x - mean) / stddev for every feature value. Use the training set's moments for both
+// the training and the test set. Precondition: stddev > 0 (checked).
+void StandardizeFeatures(Dataset& data, const FeatureMoments& moments);
+
 }  // namespace edgefl::models

@@ -5,14 +5,18 @@
 // path is tested against), kBaseline (any x86-64: fp32 GEMM through Eigen, whose portable
 // build is SSE2; the integer GEMMs are the reference), kAvx2 (AVX2 + FMA + F16C) and kAvx512
 // (AVX-512 F/BW/VL/DQ + VNNI). Each level lives in its own source file compiled with its own
-// flags, so one binary runs on any x86-64. A dispatch table per level is filled once
-// (thread-safe static initialisation); Kernels() returns the one for ActiveIsa(): the highest
-// level the CPU supports, capped by the environment variable EDGEFL_KERNELS
-// (reference | baseline | avx2 | avx512; e.g. EDGEFL_KERNELS=reference forces the scalar path).
+// flags, so one binary runs on any x86-64. Eigen built for the same level is the floor of the
+// fp32 GEMM: a level uses its own kernel only for the shapes where it measured faster
+// (bench/models_bench.cc) and calls that Eigen build for the rest (see avx2.cc, avx512.cc). A
+// dispatch table per level is filled once (thread-safe static initialisation); Kernels() returns
+// the one for ActiveIsa(): the highest level the CPU supports, capped by the environment variable
+// EDGEFL_KERNELS (reference | baseline | avx2 | avx512; e.g. EDGEFL_KERNELS=reference forces the
+// scalar path).
 //
 // Kernels are leaf functions on pointers and sizes: no allocation (the caller gives
-// workspace), no logging, no threads. Every matrix is row-major with a leading dimension (the
-// distance in elements between two rows). The Parallel* drivers at the end split a call into
+// workspace; the one exception is Eigen, where a level falls back to it, which allocates its
+// own packing buffers), no logging, no threads. Every matrix is row-major with a leading dimension
+// (the distance in elements between two rows). The Parallel* drivers at the end split a call into
 // chunks over OpenMP threads (serially when already inside a parallel region) and own their
 // workspace; layers should call those. Everything here is thread-safe: kernels touch only
 // their arguments, and the tables are immutable after their one initialisation.
@@ -25,7 +29,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <string_view>
 
 namespace edgefl::models::kernels {
@@ -63,11 +66,11 @@ enum class Transpose : uint8_t { kNo, kYes };
 // transpose combinations are all supported; Dense uses NT (forward, Y = X W^T), NN
 // (dX = dY W) and TN (dW = dY^T X).
 //
-// `workspace` holds at least kGemmF32WorkspaceFloats floats of any alignment, owned by the
-// caller and not shared with a concurrent call. Results of different levels differ only by
-// rounding: each sums k products in some order, so |C_level - C_exact| <= k * 2^-24 *
-// sum_p |alpha * a_ip * b_pj| (+ the rounding of beta * C).
-inline constexpr size_t kGemmF32WorkspaceFloats = 192 * 256 + 256 * 1024 + 64;
+// `workspace` holds at least kGemmF32WorkspaceFloats floats (1 MiB) of any alignment, owned by
+// the caller and not shared with a concurrent call (packed panels of op(B)). Results of different
+// levels differ only by rounding: each sums k products in some order, so |C_level - C_exact| <= k *
+// 2^-24 * sum_p |alpha * a_ip * b_pj| (+ the rounding of beta * C).
+inline constexpr size_t kGemmF32WorkspaceFloats = 256 * 1024 + 64;
 using GemmF32Fn = void (*)(Transpose trans_a, Transpose trans_b, size_t m, size_t n, size_t k,
                            float alpha, const float* a, size_t lda, const float* b, size_t ldb,
                            float beta, float* c, size_t ldc, float* workspace);

@@ -76,14 +76,15 @@ class Layer {
   virtual size_t scratch_per_example() const { return 0; }
 
   // out[batch, output] = f(in[batch, input]). `scratch` holds batch_size *
-  // scratch_per_example() floats owned by the model. Must not allocate.
+  // scratch_per_example() floats owned by the model. Must not allocate per call (a per-thread
+  // buffer made once, like the GEMM workspace, is fine).
   virtual void Forward(const PassContext& pass, std::span<const float> in, std::span<float> out,
                        std::span<float> scratch) const = 0;
 
   // Given d_out = dL/d(out), OVERWRITES this layer's slices of pass.gradients with dL/d(its
   // parameters) and, when `d_in` is not empty, writes d_in = dL/d(in). `in`, `out` and
   // `scratch` are as the preceding Forward left them. `d_in` is empty for the first layer,
-  // whose input gradient nobody needs. Must not allocate.
+  // whose input gradient nobody needs. Must not allocate per call.
   virtual void Backward(const PassContext& pass, std::span<const float> in,
                         std::span<const float> out, std::span<const float> d_out,
                         std::span<float> d_in, std::span<float> scratch) const = 0;
@@ -104,7 +105,9 @@ enum class DenseInit {
 
 // y = x W^T + b with W row-major [out_features, in_features] ("<name>.weight") and b
 // [out_features] ("<name>.bias"). Flattens any input shape to in_features = NumElements(shape);
-// output shape {out_features}. Precondition: out_features > 0 (checked).
+// output shape {out_features}. Precondition: out_features > 0 (checked). Its three products
+// (Y = X W^T, dW = dY^T X, dX = dY W) run on the dispatched fp32 GEMM of kernels.h: Eigen at
+// the baseline level, hand-written AVX2 / AVX-512 where the CPU has them.
 std::unique_ptr<Layer> MakeDense(std::string name, size_t out_features,
                                  DenseInit init = DenseInit::kLeCunUniform);
 

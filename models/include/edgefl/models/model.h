@@ -47,8 +47,9 @@ class Model {
   virtual std::span<const float> parameters() const = 0;
   virtual std::span<float> gradients() = 0;
 
-  // Fills parameters() with the model's standard initialisation (He/Glorot uniform, zero
-  // biases), deterministic given `seed`.
+  // Fills parameters() with the model's standard initialisation, deterministic given `seed`:
+  // dense weights He-uniform before a ReLU and LeCun-uniform otherwise, zero biases
+  // (layers.h, DenseInit).
   virtual void InitializeParameters(uint64_t seed) = 0;
 
   // Mean softmax cross-entropy over the batch; overwrites gradients() with its gradient.

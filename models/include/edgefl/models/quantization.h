@@ -33,14 +33,14 @@ inline constexpr int kInt8WeightMax = 127;
 float QuantizeInt8PerChannel(std::span<const float> w, size_t rows, size_t cols,
                              std::span<int8_t> q, std::span<float> scales);
 // w[r, c] = q[r, c] * scales[r]. Same size preconditions.
-void DequantizeInt8PerChannel(std::span<const int8_t> q, std::span<const float> scales,
-                              size_t rows, size_t cols, std::span<float> w);
+void DequantizeInt8PerChannel(std::span<const int8_t> q, std::span<const float> scales, size_t rows,
+                              size_t cols, std::span<float> w);
 
 // Quantized, packed int8 weights as the int8 GEMM (kernels::GemmU8S8S32Fn) and
 // kernels::RequantizeS32ToF32 take them.
 struct Int8Weights {
-  size_t rows = 0;  // output channels (n of the GEMM)
-  size_t cols = 0;  // inputs (k of the GEMM), <= kernels::kMaxInt8GemmDepth
+  size_t rows = 0;                         // output channels (n of the GEMM)
+  size_t cols = 0;                         // inputs (k of the GEMM), <= kernels::kMaxInt8GemmDepth
   std::vector<kernels::Int8Block> packed;  // kernels::Int8PackedBlocks(rows, cols)
   std::vector<float> scales;               // rows
   std::vector<int32_t> row_sums;           // rows: sum of each row's q, for the zero point
@@ -68,8 +68,8 @@ void DequantizeInt4Groups(std::span<const kernels::Int4Block> blocks, size_t row
 
 // ----- u8 activations, asymmetric: x ~ scale * (q - zero_point), q in [0, 255].
 struct U8QuantParams {
-  float scale = 1.0f;       // > 0
-  int32_t zero_point = 0;   // in [0, 255]; the q that represents 0.0 exactly
+  float scale = 1.0f;      // > 0
+  int32_t zero_point = 0;  // in [0, 255]; the q that represents 0.0 exactly
 };
 // Covers [min(min_value, 0), max(max_value, 0)] (so 0 is exact, as ReLU outputs and zero
 // padding need): scale = (hi - lo) / 255, zero_point = round(-lo / scale). Values inside the

@@ -32,9 +32,9 @@ class SequentialModel final : public Model {
   // and zero-fills the parameter buffer (call InitializeParameters next). kInvalidArgument
   // when `layers` is empty, a layer name repeats, a layer rejects its input shape, or the last
   // output does not have exactly `num_classes` elements.
-  static Result<std::unique_ptr<SequentialModel>> Create(std::string name, Shape input_shape,
-                                                         size_t num_classes,
-                                                         std::vector<std::unique_ptr<Layer>> layers);
+  static Result<std::unique_ptr<SequentialModel>> Create(
+      std::string name, Shape input_shape, size_t num_classes,
+      std::vector<std::unique_ptr<Layer>> layers);
 
   const std::string& name() const override { return name_; }
   const ParameterLayout& layout() const override { return layout_; }
@@ -48,8 +48,7 @@ class SequentialModel final : public Model {
   // change the initial values of the others.
   void InitializeParameters(uint64_t seed) override;
   float ForwardBackward(const Batch& batch) override;
-  void Forward(std::span<const float> inputs, size_t batch_size,
-               std::span<float> logits) override;
+  void Forward(std::span<const float> inputs, size_t batch_size, std::span<float> logits) override;
 
   const Shape& input_shape() const { return input_shape_; }
   size_t num_layers() const { return layers_.size(); }
@@ -83,8 +82,8 @@ class SequentialModel final : public Model {
 
   // Activations of every layer, then the layers' scratch, for forward_capacity_ examples.
   std::vector<float> activations_;
-  std::vector<size_t> activation_offsets_;  // per layer, in floats, per example (x capacity)
-  std::vector<size_t> scratch_offsets_;
+  std::vector<size_t> activation_offsets_;  // layer i's output, in floats into activations_
+  std::vector<size_t> scratch_offsets_;     // layer i's scratch, in floats into activations_
   size_t forward_capacity_ = 0;
   // Two ping-pong buffers for dL/d(activation), each max width x backward_capacity_ floats.
   std::vector<float> activation_gradients_[2];

@@ -1,0 +1,43 @@
+// When and how the layers of a model split their work over OpenMP threads (private).
+//
+// A model runs a pass in parallel only when it is allowed to (NumThreads() > 1), when it is
+// not already inside an active parallel region (the simulator trains many clients at once, one
+// model per pool thread; a nested team would oversubscribe the cores), and when the batch is
+// large enough to pay for a fork/join. Work is split into contiguous chunks, one per thread.
+#pragma once
+
+#include <omp.h>
+
+#include <cstddef>
+
+#include "edgefl/models/threading.h"
+
+namespace edgefl::models::internal {
+
+// A fork/join costs a few microseconds; one Dense 784x200 product over 64 rows costs about
+// 0.1 ms on one core, so smaller batches (training at 10 or 32) always run serially.
+inline constexpr size_t kMinParallelBatch = 64;
+
+inline bool ShouldParallelize(size_t batch_size) {
+  return batch_size >= kMinParallelBatch && NumThreads() > 1 && !omp_in_parallel();
+}
+
+// Calls fn(begin, end) over contiguous chunks that cover [0, n): one chunk per thread when
+// `parallel`, else the single chunk [0, n) on the calling thread.
+template <typename Fn>
+void ForEachChunk(size_t n, bool parallel, Fn&& fn) {
+  if (!parallel || n < 2) {
+    if (n > 0) fn(size_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(NumThreads())
+  {
+    const size_t num_chunks = static_cast<size_t>(omp_get_num_threads());
+    const size_t chunk = static_cast<size_t>(omp_get_thread_num());
+    const size_t begin = n * chunk / num_chunks;
+    const size_t end = n * (chunk + 1) / num_chunks;
+    if (begin < end) fn(begin, end);
+  }
+}
+
+}  // namespace edgefl::models::internal

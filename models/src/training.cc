@@ -1,0 +1,129 @@
+#include "edgefl/models/training.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "edgefl/common/check.h"
+#include "edgefl/models/layers.h"
+
+namespace edgefl::models {
+namespace {
+
+// Per-thread buffers reused by every call on that thread (a pool thread trains one client
+// after another), so that training allocates only when a batch is larger than any before.
+struct Scratch {
+  std::vector<uint32_t> order;
+  std::vector<float> inputs;
+  std::vector<uint8_t> labels;
+  std::vector<float> logits;
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// Copies the examples `indices` of `data` into contiguous rows of `inputs` and `labels`.
+void Gather(const Dataset& data, std::span<const uint32_t> indices, std::vector<float>& inputs,
+            std::vector<uint8_t>& labels) {
+  const size_t size = data.example_size;
+  if (inputs.size() < indices.size() * size) inputs.resize(indices.size() * size);
+  if (labels.size() < indices.size()) labels.resize(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const size_t example = indices[i];
+    std::memcpy(inputs.data() + i * size, data.features.data() + example * size,
+                size * sizeof(float));
+    labels[i] = data.labels[example];
+  }
+}
+
+void CheckCompatible(const Model& model, const Dataset& data) {
+  EDGEFL_CHECK_EQ(data.example_size, model.input_size()) << "dataset " << data.name;
+  EDGEFL_CHECK_LE(data.num_classes, model.num_classes()) << "dataset " << data.name;
+  EDGEFL_CHECK_EQ(data.features.size(), data.num_examples * data.example_size);
+  EDGEFL_CHECK_EQ(data.labels.size(), data.num_examples);
+}
+
+}  // namespace
+
+TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
+                           std::span<const uint32_t> indices, const TrainingOptions& options,
+                           Rng& rng) {
+  EDGEFL_CHECK(options.batch_size > 0);
+  CheckCompatible(model, data);
+  TrainingResult result;
+  if (indices.empty() || (options.max_steps == 0 && options.epochs == 0)) return result;
+  for (uint32_t i : indices) EDGEFL_CHECK_LT(i, data.num_examples);
+
+  Scratch& scratch = ThreadScratch();
+  scratch.order.assign(indices.begin(), indices.end());
+  double loss_sum = 0.0;
+  for (size_t epoch = 0;; ++epoch) {
+    if (options.max_steps == 0 && epoch == options.epochs) break;
+    rng.Shuffle(std::span<uint32_t>(scratch.order));
+    for (size_t begin = 0; begin < scratch.order.size(); begin += options.batch_size) {
+      if (options.max_steps > 0 && result.num_steps == options.max_steps) break;
+      const size_t batch_size = std::min(options.batch_size, scratch.order.size() - begin);
+      Gather(data, std::span<const uint32_t>(scratch.order).subspan(begin, batch_size),
+             scratch.inputs, scratch.labels);
+      const Batch batch{
+          .inputs = std::span<const float>(scratch.inputs).first(batch_size * data.example_size),
+          .labels = std::span<const uint8_t>(scratch.labels).first(batch_size),
+          .batch_size = batch_size};
+      loss_sum += model.ForwardBackward(batch);
+      optimizer.Step(model.parameters(), model.gradients());
+      ++result.num_steps;
+      result.num_examples_seen += batch_size;
+    }
+    if (options.max_steps > 0 && result.num_steps == options.max_steps) break;
+  }
+  result.mean_loss = result.num_steps > 0 ? loss_sum / static_cast<double>(result.num_steps) : 0.0;
+  return result;
+}
+
+Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t> indices,
+                    size_t batch_size) {
+  EDGEFL_CHECK(batch_size > 0);
+  CheckCompatible(model, data);
+  const size_t total = indices.empty() ? data.num_examples : indices.size();
+  Evaluation evaluation;
+  if (total == 0) return evaluation;
+  for (uint32_t i : indices) EDGEFL_CHECK_LT(i, data.num_examples);
+
+  Scratch& scratch = ThreadScratch();
+  const size_t num_classes = model.num_classes();
+  double loss_sum = 0.0;
+  size_t num_correct = 0;
+  for (size_t begin = 0; begin < total; begin += batch_size) {
+    const size_t n = std::min(batch_size, total - begin);
+    std::span<const float> inputs;
+    std::span<const uint8_t> labels;
+    if (indices.empty()) {
+      // Consecutive examples are already contiguous: no copy.
+      inputs = std::span<const float>(data.features)
+                   .subspan(begin * data.example_size, n * data.example_size);
+      labels = std::span<const uint8_t>(data.labels).subspan(begin, n);
+    } else {
+      Gather(data, indices.subspan(begin, n), scratch.inputs, scratch.labels);
+      inputs = std::span<const float>(scratch.inputs).first(n * data.example_size);
+      labels = std::span<const uint8_t>(scratch.labels).first(n);
+    }
+    if (scratch.logits.size() < n * num_classes) scratch.logits.resize(n * num_classes);
+    std::span<float> logits = std::span<float>(scratch.logits).first(n * num_classes);
+    model.Forward(inputs, n, logits);
+    loss_sum += static_cast<double>(SoftmaxCrossEntropy(logits, labels, num_classes, {})) *
+                static_cast<double>(n);
+    for (size_t r = 0; r < n; ++r) {
+      const float* row = logits.data() + r * num_classes;
+      const size_t predicted = static_cast<size_t>(std::max_element(row, row + num_classes) - row);
+      if (predicted == labels[r]) ++num_correct;
+    }
+  }
+  evaluation.num_examples = total;
+  evaluation.loss = loss_sum / static_cast<double>(total);
+  evaluation.accuracy = static_cast<double>(num_correct) / static_cast<double>(total);
+  return evaluation;
+}
+
+}  // namespace edgefl::models
