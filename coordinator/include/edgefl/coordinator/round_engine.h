@@ -1,0 +1,125 @@
+// RoundEngine: runs synchronous federated rounds. This is the one round engine of DESIGN.md:
+// the ZeroMQ coordinator service and the simulator both drive it, differing only in the
+// Channel and Clock they hand it.
+//
+// One round: select a cohort (over-selected for expected dropouts), send each member the
+// round's training config and the global weights, collect updates until enough have reported,
+// everyone has answered, or the deadline passes; fold each valid update into the Strategy as
+// it arrives (O(model) memory); apply the server step; publish. A client's failure is data:
+// every cohort member's outcome is recorded in the RoundReport and the round goes on.
+//
+// The engine owns the global weights and the strategy; it borrows the channel and registry.
+// Driven by one thread.
+//
+//   RoundEngine engine(options, initial_weights, std::move(strategy), channel, registry);
+//   engine.AcceptRegistrations();
+//   EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound());
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "edgefl/aggregation/strategy.h"
+#include "edgefl/common/clock.h"
+#include "edgefl/common/ids.h"
+#include "edgefl/common/status.h"
+#include "edgefl/coordinator/registry.h"
+#include "edgefl/transport/channel.h"
+#include "edgefl/transport/messages.h"
+
+namespace edgefl::coordinator {
+
+struct EngineOptions {
+  // Updates wanted per round (> 0). Default 10.
+  size_t clients_per_round = 10;
+  // Extra fraction selected to absorb dropouts, >= 0: 0.3 selects 13 for 10. Default 0.
+  double over_selection = 0.0;
+  // A round with fewer reported updates than this (>= 1) is failed and leaves the global
+  // weights unchanged. Default 1.
+  size_t min_clients_reported = 1;
+  // Time a round waits for updates after sending the weights; max() waits for every member.
+  Clock::Duration round_deadline = Clock::Duration::max();
+  // Local training hyper-parameters sent to the cohort each round.
+  transport::TrainingConfig training;
+  // Seeds cohort selection; the training seed is training.seed.
+  uint64_t seed = 1;
+  // kInvalidArgument naming the field when out of range.
+  Status Validate() const;
+};
+
+enum class ClientOutcomeKind : uint8_t {
+  kReported = 0,  // update accepted into the aggregate
+  kDropped = 1,   // no answer before the deadline (or not needed after enough reported)
+  kRejected = 2,  // answered with an invalid update (wrong size, NaN, zero examples)
+  kFailed = 3,    // answered with an error
+};
+const char* ClientOutcomeName(ClientOutcomeKind kind);
+
+struct ClientOutcome {
+  ClientId client;
+  ClientOutcomeKind kind = ClientOutcomeKind::kDropped;
+  std::string reason;  // empty when reported
+};
+
+struct RoundReport {
+  RoundId round;
+  size_t num_clients_selected = 0;
+  size_t num_clients_reported = 0;
+  size_t num_clients_dropped = 0;
+  size_t num_clients_rejected = 0;  // rejected + failed
+  uint64_t num_examples_reported = 0;
+  double train_loss = 0.0;  // mean of reported losses weighted by num_examples
+  Clock::Duration started_at{0};
+  Clock::Duration finished_at{0};
+  // OK when the aggregate was applied; otherwise why the global weights did not change.
+  Status status;
+  std::vector<ClientOutcome> outcomes;  // one per cohort member, ascending client id
+  size_t num_stray_messages = 0;        // messages from outside the cohort or round, ignored
+};
+
+class RoundEngine {
+ public:
+  // `initial_weights` is the global model's trainable buffer. Options must be valid
+  // (checked); the strategy must have been made for initial_weights.size() parameters.
+  RoundEngine(EngineOptions options, std::vector<float> initial_weights,
+              std::unique_ptr<aggregation::Strategy> strategy,
+              transport::CoordinatorChannel& channel, ClientRegistry& registry);
+
+  // Handles every message that has already arrived (registrations, heartbeats, strays)
+  // without waiting. Returns the number handled.
+  size_t AcceptRegistrations();
+
+  // Runs the next round. Errors only for the engine's own failures; a round that collected
+  // too few updates returns an OK Result whose report.status says why. kFailedPrecondition
+  // when fewer clients are registered than min_clients_reported.
+  Result<RoundReport> RunRound();
+
+  std::span<const float> global_weights() const { return *global_weights_; }
+  // Replaces the global weights and round counter (checkpoint resume). kInvalidArgument on a
+  // size mismatch.
+  Status Restore(std::span<const float> weights, RoundId last_completed_round);
+  RoundId last_round() const { return last_round_; }
+  const aggregation::Strategy& strategy() const { return *strategy_; }
+  aggregation::Strategy& strategy() { return *strategy_; }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  // Handles a message that is not part of the current round's collection. Returns true if it
+  // was a control message (registration, heartbeat, goodbye).
+  bool HandleControl(const transport::Message& message);
+  Status ValidateUpdate(const transport::Update& update) const;
+
+  EngineOptions options_;
+  std::shared_ptr<std::vector<float>> global_weights_;
+  std::unique_ptr<aggregation::Strategy> strategy_;
+  transport::CoordinatorChannel& channel_;
+  ClientRegistry& registry_;
+  RoundId last_round_{0};
+  uint64_t model_version_ = 0;
+};
+
+}  // namespace edgefl::coordinator
