@@ -1,0 +1,63 @@
+// RunSimulation: a federated experiment in one process, on the real round engine and the real
+// device runtime (DESIGN.md, one round engine). It swaps exactly two seams: the in-process
+// channel instead of ZeroMQ and a virtual clock instead of the wall clock.
+//
+// Data are loaded once and shared; each virtual device holds only its indices. Devices train
+// in parallel on a pool of threads, each thread lending its own scratch model, and results do
+// not depend on the number of threads: every random stream is derived from the seed and the
+// (round, client) it serves, and replies reach the engine in a fixed order.
+//
+//   SimulationConfig config{.model = "logreg", .rounds = 3};
+//   EDGEFL_ASSIGN_OR_RETURN(SimulationResult result, RunSimulation(config));
+//   double accuracy = result.rounds.back().test_accuracy;
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <vector>
+
+#include "edgefl/common/status.h"
+#include "edgefl/simulations/config.h"
+
+namespace edgefl::simulations {
+
+struct RoundRecord {
+  size_t round = 0;
+  double train_loss = 0.0;     // mean local training loss of the reporting clients
+  double test_loss = 0.0;      // NaN when the round was not evaluated
+  double test_accuracy = 0.0;  // NaN when the round was not evaluated
+  double wall_seconds = 0.0;   // since the simulation started, after this round's evaluation
+  double sim_seconds = 0.0;    // virtual time at the end of the round
+  size_t num_clients_selected = 0;
+  size_t num_clients_reported = 0;
+  size_t num_clients_dropped = 0;
+  size_t num_clients_rejected = 0;
+  bool applied = false;        // the aggregate changed the global weights
+};
+
+struct SimulationResult {
+  std::vector<RoundRecord> rounds;
+  std::vector<float> final_weights;
+  size_t num_parameters = 0;
+  double label_skew = 0.0;  // of the partition (0 = IID)
+  double wall_seconds = 0.0;
+};
+
+// Runs `config` (which must Validate). `on_round`, when given, sees each record as it is made.
+// Errors: kNotFound for missing data (naming the Debian package), kInvalidArgument for a bad
+// config or model/strategy name.
+Result<SimulationResult> RunSimulation(const SimulationConfig& config,
+                                       const std::function<void(const RoundRecord&)>& on_round = {});
+
+// Writes `records` as CSV with the header
+// round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,
+// clients_reported,clients_dropped,clients_rejected
+void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out);
+
+// `edgefl simulate`: runs, prints a progress line per round and a summary to `out`, and writes
+// config.toml, rounds.csv and summary.json into config.out. Returns the process exit code
+// (0 on success, 1 on error after printing it to `err`).
+int RunSimulateCommand(const SimulationConfig& config, std::ostream& out, std::ostream& err);
+
+}  // namespace edgefl::simulations

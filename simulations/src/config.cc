@@ -1,0 +1,183 @@
+#include "edgefl/simulations/config.h"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <sstream>
+#include <type_traits>
+#include <variant>
+
+#include "edgefl/common/strings.h"
+
+namespace edgefl::simulations {
+namespace {
+
+// Counts are size_t and the seed uint64_t; one alternative serves both.
+static_assert(std::is_same_v<size_t, uint64_t>, "edgefl targets LP64 platforms");
+using FieldPointer = std::variant<std::string SimulationConfig::*, uint64_t SimulationConfig::*,
+                                  double SimulationConfig::*>;
+
+struct Field {
+  const char* key;
+  FieldPointer pointer;
+};
+
+// One row per field: the single place that ties TOML keys to struct members.
+const std::vector<Field>& Fields() {
+  static const std::vector<Field> fields = {
+      {"model", &SimulationConfig::model},
+      {"data_dir", &SimulationConfig::data_dir},
+      {"clients", &SimulationConfig::clients},
+      {"clients_per_round", &SimulationConfig::clients_per_round},
+      {"rounds", &SimulationConfig::rounds},
+      {"local_epochs", &SimulationConfig::local_epochs},
+      {"local_steps", &SimulationConfig::local_steps},
+      {"batch_size", &SimulationConfig::batch_size},
+      {"lr", &SimulationConfig::lr},
+      {"momentum", &SimulationConfig::momentum},
+      {"weight_decay", &SimulationConfig::weight_decay},
+      {"proximal_mu", &SimulationConfig::proximal_mu},
+      {"partition", &SimulationConfig::partition},
+      {"alpha", &SimulationConfig::alpha},
+      {"shards_per_client", &SimulationConfig::shards_per_client},
+      {"strategy", &SimulationConfig::strategy},
+      {"server_lr", &SimulationConfig::server_lr},
+      {"server_momentum", &SimulationConfig::server_momentum},
+      {"beta1", &SimulationConfig::beta1},
+      {"beta2", &SimulationConfig::beta2},
+      {"tau", &SimulationConfig::tau},
+      {"over_selection", &SimulationConfig::over_selection},
+      {"seed", &SimulationConfig::seed},
+      {"threads", &SimulationConfig::threads},
+      {"eval_every", &SimulationConfig::eval_every},
+      {"out", &SimulationConfig::out},
+  };
+  return fields;
+}
+
+Status SetField(SimulationConfig& config, const Field& field, const toml::node& node,
+                const std::string& where) {
+  struct Setter {
+    SimulationConfig& config;
+    const toml::node& node;
+    const std::string& where;
+    Status operator()(std::string SimulationConfig::*member) const {
+      auto value = node.value<std::string>();
+      if (!value || !node.is_string()) return InvalidArgumentError(where + " must be a string");
+      config.*member = *value;
+      return OkStatus();
+    }
+    Status operator()(uint64_t SimulationConfig::*member) const {
+      auto value = node.value<int64_t>();
+      if (!value || !node.is_integer() || *value < 0) {
+        return InvalidArgumentError(where + " must be a non-negative integer");
+      }
+      config.*member = static_cast<uint64_t>(*value);
+      return OkStatus();
+    }
+    Status operator()(double SimulationConfig::*member) const {
+      auto value = node.value<double>();  // accepts integers too
+      if (!value) return InvalidArgumentError(where + " must be a number");
+      config.*member = *value;
+      return OkStatus();
+    }
+  };
+  return std::visit(Setter{config, node, where}, field.pointer);
+}
+
+Status Range(bool ok, const std::string& what) {
+  return ok ? OkStatus() : InvalidArgumentError(what);
+}
+
+std::string Str(double x) {
+  std::ostringstream out;
+  out << x;
+  return out.str();
+}
+
+}  // namespace
+
+std::vector<std::string> SimulationConfigKeys() {
+  std::vector<std::string> keys;
+  for (const Field& field : Fields()) keys.emplace_back(field.key);
+  return keys;
+}
+
+Status SimulationConfig::Validate() const {
+  EDGEFL_RETURN_IF_ERROR(Range(clients >= 1, "clients must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(clients_per_round >= 1 && clients_per_round <= clients,
+                               "clients_per_round must be in [1, clients=" +
+                                   std::to_string(clients) + "], got " +
+                                   std::to_string(clients_per_round)));
+  EDGEFL_RETURN_IF_ERROR(Range(rounds >= 1, "rounds must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(local_epochs >= 1 || local_steps >= 1,
+                               "local_epochs or local_steps must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(batch_size >= 1, "batch_size must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(lr > 0 && std::isfinite(lr), "lr must be > 0, got " + Str(lr)));
+  EDGEFL_RETURN_IF_ERROR(Range(momentum >= 0 && momentum < 1, "momentum must be in [0, 1), got " + Str(momentum)));
+  EDGEFL_RETURN_IF_ERROR(Range(weight_decay >= 0, "weight_decay must be >= 0"));
+  EDGEFL_RETURN_IF_ERROR(Range(proximal_mu >= 0, "proximal_mu must be >= 0"));
+  EDGEFL_RETURN_IF_ERROR(Range(partition == "iid" || partition == "dirichlet" || partition == "shards",
+                               "partition must be one of iid, dirichlet, shards; got '" + partition + "'"));
+  EDGEFL_RETURN_IF_ERROR(Range(alpha > 0 && std::isfinite(alpha), "alpha must be > 0, got " + Str(alpha)));
+  EDGEFL_RETURN_IF_ERROR(Range(shards_per_client >= 1, "shards_per_client must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(server_lr > 0, "server_lr must be > 0, got " + Str(server_lr)));
+  EDGEFL_RETURN_IF_ERROR(Range(over_selection >= 0 && over_selection <= 10,
+                               "over_selection must be in [0, 10], got " + Str(over_selection)));
+  EDGEFL_RETURN_IF_ERROR(Range(eval_every >= 1, "eval_every must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(!out.empty(), "out must name a folder"));
+  return OkStatus();
+}
+
+Result<SimulationConfig> LoadSimulationConfig(const std::filesystem::path& path,
+                                              SimulationConfig base) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return NotFoundError("config file '" + path.string() + "' not found");
+  }
+  toml::table table;
+  try {
+    table = toml::parse_file(path.string());
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return InvalidArgumentError(path.string() + ":" + std::to_string(where.line) + ":" +
+                                std::to_string(where.column) + ": " + std::string(e.description()));
+  }
+  const std::vector<std::string> keys = SimulationConfigKeys();
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    const Field* field = nullptr;
+    for (const Field& f : Fields()) {
+      if (name == f.key) field = &f;
+    }
+    if (field == nullptr) {
+      return InvalidArgumentError(path.string() + ": unknown key '" + name + "'" +
+                                  DidYouMean(name, keys));
+    }
+    EDGEFL_RETURN_IF_ERROR(SetField(base, *field, node, path.string() + ": " + name));
+  }
+  return base;
+}
+
+std::string FormatConfig(const SimulationConfig& config) {
+  toml::table table;
+  struct Getter {
+    const SimulationConfig& config;
+    toml::table& table;
+    const char* key;
+    void operator()(std::string SimulationConfig::*m) const { table.insert(key, config.*m); }
+    void operator()(uint64_t SimulationConfig::*m) const {
+      table.insert(key, static_cast<int64_t>(config.*m));
+    }
+    void operator()(double SimulationConfig::*m) const { table.insert(key, config.*m); }
+  };
+  std::ostringstream out;
+  for (const Field& field : Fields()) {
+    toml::table one;
+    std::visit(Getter{config, one, field.key}, field.pointer);
+    out << one << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace edgefl::simulations

@@ -1,0 +1,94 @@
+#include "device_host.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "edgefl/common/check.h"
+
+namespace edgefl::simulations {
+namespace {
+
+// Devices run per call to RunPending. A constant, not the thread count, so that the order in
+// which replies reach the engine is the same on any machine.
+constexpr size_t kChunkSize = 32;
+
+}  // namespace
+
+VirtualDeviceHost::VirtualDeviceHost(std::vector<client::Device> devices,
+                                     std::vector<DeviceProfile> profiles,
+                                     std::vector<std::unique_ptr<client::Workspace>> workspaces)
+    : devices_(std::move(devices)),
+      profiles_(std::move(profiles)),
+      workspaces_(std::move(workspaces)) {
+  EDGEFL_CHECK_EQ(devices_.size(), profiles_.size());
+  EDGEFL_CHECK(!workspaces_.empty());
+  for (size_t i = 0; i < devices_.size(); ++i) EDGEFL_CHECK_EQ(devices_[i].id().value(), i + 1);
+}
+
+void VirtualDeviceHost::RegisterAll() {
+  EDGEFL_CHECK(channel_ != nullptr);
+  for (const client::Device& device : devices_) {
+    channel_->Deliver(device.MakeHello("virtual-" + std::to_string(device.id().value())),
+                      Clock::Duration(0));
+  }
+}
+
+Clock::Duration VirtualDeviceHost::PredictArrival(const transport::Addressed& addressed) const {
+  const size_t index = addressed.to.value() - 1;
+  const DeviceProfile& profile = profiles_[index];
+  double seconds = 0.0;
+  if (const auto* start = std::get_if<transport::RoundStart>(&addressed.message.body)) {
+    const double bytes = start->global_weights ? 4.0 * start->global_weights->size() : 0.0;
+    const double epochs = start->training.local_steps > 0
+                              ? static_cast<double>(start->training.local_steps) *
+                                    start->training.batch_size /
+                                    std::max<double>(1.0, devices_[index].num_examples())
+                              : start->training.local_epochs;
+    seconds = bytes / profile.downlink_bytes_per_second +
+              epochs * devices_[index].num_examples() / profile.examples_per_second +
+              bytes / profile.uplink_bytes_per_second;
+  }
+  return addressed.sent_at + 2 * profile.latency +
+         std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(seconds));
+}
+
+bool VirtualDeviceHost::RunPending() {
+  EDGEFL_CHECK(channel_ != nullptr);
+  std::vector<transport::Addressed> outgoing = channel_->TakeOutgoing();
+  if (!outgoing.empty()) {
+    std::vector<Pending> fresh;
+    fresh.reserve(outgoing.size());
+    for (transport::Addressed& addressed : outgoing) {
+      const uint64_t id = addressed.to.value();
+      if (id == 0 || id > devices_.size()) continue;  // no such device: the message is lost
+      const Clock::Duration arrival = PredictArrival(addressed);
+      fresh.push_back(Pending{std::move(addressed), arrival});
+    }
+    std::stable_sort(fresh.begin(), fresh.end(), [](const Pending& a, const Pending& b) {
+      return a.arrival != b.arrival ? a.arrival < b.arrival
+                                    : a.addressed.to < b.addressed.to;
+    });
+    for (Pending& p : fresh) pending_.push_back(std::move(p));
+  }
+  if (pending_.empty()) return false;
+
+  const size_t count = std::min(kChunkSize, pending_.size());
+  std::vector<std::vector<transport::Message>> replies(count);
+  const int num_threads = static_cast<int>(workspaces_.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
+  for (size_t i = 0; i < count; ++i) {
+    const Pending& work = pending_[i];
+    client::Workspace& workspace = *workspaces_[omp_get_thread_num()];
+    replies[i] = devices_[work.addressed.to.value() - 1].Handle(work.addressed.message, workspace);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    for (transport::Message& reply : replies[i]) {
+      channel_->Deliver(std::move(reply), pending_[i].arrival);
+    }
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
+  return true;
+}
+
+}  // namespace edgefl::simulations
