@@ -4,14 +4,16 @@
 //
 // The crypto bound runs in the same program: BM_SecAgg_AesCtrKeystream is OpenSSL's raw
 // AES-128-CTR keystream on one core, and every other benchmark reports `x_aes_ctr_core`, its own
-// effective keystream rate over that raw rate (2.0 would be both cores at the AES bound).
+// effective keystream rate (wall time) over that raw rate (measured in CPU time, best of 5), so
+// 2.0 would be both cores at the AES bound.
 //
 // BM_SecAgg_Round runs a real round through ClientSession and ServerSession. Its manual time is
 // the round's compute: every surviving client's MaskInput and Unmask, one after another, plus
 // the server's work from the first masked input to the sum. Dropouts happen after ShareKeys,
 // the costly case: the server must rebuild the mask keys of the dropped clients and remove
-// their pairwise masks from the sum. For SecAgg+ the dropped clients are drawn at random but
-// skipping any whose loss would leave some group below the threshold (the round would abort).
+// their pairwise masks from the sum. The dropped clients are drawn at random, skipping any
+// whose loss would leave some group below the threshold (the round would abort); only SecAgg+
+// groups are small enough for that to happen. The sum is checked against the plain sum.
 //
 // n = 1,000 on the full graph needs 10^6 key agreements just to set up and minutes of AES per
 // round on 2 cores, so BM_SecAgg_FullGraphModel measures one client's masking for real from
