@@ -12,6 +12,7 @@ MessageType TypeOf(const Body& body) {
     MessageType operator()(const Heartbeat&) const { return MessageType::kHeartbeat; }
     MessageType operator()(const ErrorReply&) const { return MessageType::kError; }
     MessageType operator()(const Goodbye&) const { return MessageType::kGoodbye; }
+    MessageType operator()(const SecAggPayload&) const { return MessageType::kSecAgg; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -26,6 +27,7 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kHeartbeat: return "Heartbeat";
     case MessageType::kError: return "Error";
     case MessageType::kGoodbye: return "Goodbye";
+    case MessageType::kSecAgg: return "SecAgg";
   }
   return "Unknown";
 }

@@ -34,6 +34,7 @@ enum class MessageType : uint16_t {
   kHeartbeat = 6,
   kError = 7,
   kGoodbye = 8,
+  kSecAgg = 9,
 };
 
 // Device -> coordinator: asks to join.
@@ -60,11 +61,30 @@ struct TrainingConfig {
   uint64_t seed = 0;         // the device derives its shuffling seed from (seed, round, id)
 };
 
+// The privacy pipeline a cohort member must run on its update (DESIGN.md, data flow 3),
+// chosen by the coordinator for the round.
+struct PrivacySettings {
+  uint8_t dp_mode = 0;       // 0 none, 1 central, 2 distributed (coordinator::DpMode)
+  float clip_norm = 0.0f;    // > 0: clip the update to this L2 norm; 0: do not clip
+  bool secure_aggregation = false;
+  // Secure aggregation only: this device's index in the cohort and the protocol parameters
+  // (privacy/secagg/config.h); the fixed-point scale of the encoding; the standard deviation,
+  // in encoded units, of the discrete Gaussian noise this device adds (0 = none).
+  uint32_t cohort_index = 0;
+  uint32_t cohort_size = 0;
+  uint32_t threshold = 0;
+  uint32_t neighbours = 0;   // 0 = complete graph
+  uint64_t graph_seed = 0;
+  double encoding_scale = 0.0;
+  double local_noise_stddev = 0.0;
+};
+
 // Coordinator -> cohort member: train on these weights.
 struct RoundStart {
   uint64_t model_version = 0;
   TrainingConfig training;
   std::shared_ptr<const std::vector<float>> global_weights;
+  PrivacySettings privacy;
 };
 
 // Cohort member -> coordinator: the result of local training.
@@ -90,8 +110,18 @@ struct ErrorReply {
 
 struct Goodbye {};
 
+// Either direction: one step of secure aggregation, in the byte form of
+// privacy/secagg_wire.h (transport does not look inside). The first client message of a
+// round (step 1, advertised keys) also carries the training metadata a plain Update would.
+struct SecAggPayload {
+  uint8_t step = 0;           // privacy::SecAggStep
+  uint64_t num_examples = 0;  // step 1 only
+  float train_loss = 0.0f;    // step 1 only
+  std::vector<uint8_t> payload;
+};
+
 using Body = std::variant<Hello, Welcome, RoundStart, Update, RoundEnd, Heartbeat, ErrorReply,
-                          Goodbye>;
+                          Goodbye, SecAggPayload>;
 
 struct Message {
   ClientId sender;  // the device (device -> coordinator) or ClientId{0} for the coordinator
