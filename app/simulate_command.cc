@@ -30,6 +30,14 @@ void Flag(CLI::App& command, SimulateFlags& flags, const std::string& name,
   });
 }
 
+void BoolFlag(CLI::App& command, SimulateFlags& flags, const std::string& name,
+              bool simulations::SimulationConfig::*member, const std::string& help) {
+  CLI::Option* option = command.add_flag(name, flags.values.*member, help);
+  flags.overrides.push_back([option, member, &flags](simulations::SimulationConfig& config) {
+    if (option->count() > 0) config.*member = flags.values.*member;
+  });
+}
+
 }  // namespace
 
 void AddSimulateCommand(CLI::App& app, int& exit_code) {
@@ -84,6 +92,21 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   Flag(*command, f, "--tau", &simulations::SimulationConfig::tau, "FedAdam/FedYogi adaptivity");
   Flag(*command, f, "--over-selection", &simulations::SimulationConfig::over_selection,
        "Extra fraction of clients selected to absorb dropouts");
+  Flag(*command, f, "--dropout", &simulations::SimulationConfig::dropout,
+       "Probability that a selected device drops out of a round, at a random protocol step");
+  Flag(*command, f, "--dp", &simulations::SimulationConfig::dp,
+       "Differential privacy: none, central (coordinator adds Gaussian noise) or distributed "
+       "(devices add discrete Gaussian noise under --secagg)");
+  Flag(*command, f, "--clip", &simulations::SimulationConfig::clip,
+       "L2 clip norm C of each update (with DP use ~0.1-1)");
+  Flag(*command, f, "--noise-multiplier", &simulations::SimulationConfig::noise_multiplier,
+       "DP noise multiplier sigma: noise std on each round's sum is sigma * C");
+  Flag(*command, f, "--delta", &simulations::SimulationConfig::delta,
+       "Delta of the reported (epsilon, delta)");
+  BoolFlag(*command, f, "--secagg", &simulations::SimulationConfig::secagg,
+           "Secure aggregation: the coordinator sees only the cohort's sum");
+  Flag(*command, f, "--secagg-neighbours", &simulations::SimulationConfig::secagg_neighbours,
+       "SecAgg+ neighbours per device (0 = complete graph)");
   Flag(*command, f, "--seed", &simulations::SimulationConfig::seed, "Seed of the whole run");
   Flag(*command, f, "--threads", &simulations::SimulationConfig::threads,
        "Worker threads (0 = all cores); results do not depend on it");

@@ -4,10 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <variant>
 
+#include "edgefl/common/random.h"
 #include "edgefl/coordinator/selection.h"
+#include "edgefl/privacy/clipping.h"
+#include "edgefl/privacy/encoding.h"
+#include "edgefl/privacy/noise.h"
+#include "edgefl/privacy/secagg/server.h"
+#include "edgefl/privacy/secagg_wire.h"
 
 namespace edgefl::coordinator {
 
@@ -31,6 +38,31 @@ Status EngineOptions::Validate() const {
     return InvalidArgumentError("local_epochs and local_steps are both 0: nothing to train");
   }
   if (!(training.learning_rate > 0.0f)) return InvalidArgumentError("learning_rate must be > 0");
+  return privacy.Validate();
+}
+
+Status PrivacyOptions::Validate() const {
+  if (!(clip_norm > 0.0) || !std::isfinite(clip_norm)) {
+    return InvalidArgumentError("clip_norm must be > 0, got " + std::to_string(clip_norm));
+  }
+  if (dp != DpMode::kNone && !(noise_multiplier > 0.0)) {
+    return InvalidArgumentError("noise_multiplier must be > 0, got " +
+                                std::to_string(noise_multiplier));
+  }
+  if (!(delta > 0.0 && delta < 1.0)) {
+    return InvalidArgumentError("delta must be in (0, 1), got " + std::to_string(delta));
+  }
+  if (dp == DpMode::kDistributed && !secure_aggregation) {
+    return InvalidArgumentError(
+        "distributed DP needs secure aggregation: without it the coordinator would see each "
+        "device's noisy update");
+  }
+  if (!(secagg_threshold_fraction > 0.0 && secagg_threshold_fraction < 1.0)) {
+    return InvalidArgumentError("secagg_threshold_fraction must be in (0, 1)");
+  }
+  if (encoding_headroom_bits < 0 || encoding_headroom_bits > 16) {
+    return InvalidArgumentError("encoding_headroom_bits must be in [0, 16]");
+  }
   return OkStatus();
 }
 
@@ -55,6 +87,9 @@ RoundEngine::RoundEngine(EngineOptions options, std::vector<float> initial_weigh
   const Status valid = options_.Validate();
   EDGEFL_CHECK(valid.ok()) << valid.ToString();
   EDGEFL_CHECK(strategy_ != nullptr);
+  if (options_.privacy.dp != DpMode::kNone) {
+    accountant_ = std::make_unique<privacy::RdpAccountant>();
+  }
 }
 
 Status RoundEngine::Restore(std::span<const float> weights, RoundId last_completed_round) {
@@ -122,47 +157,14 @@ Status RoundEngine::ValidateUpdate(const transport::Update& update) const {
   return OkStatus();
 }
 
-Result<RoundReport> RoundEngine::RunRound() {
-  AcceptRegistrations();
-  const RoundId round = last_round_.Next();
-  RoundReport report;
-  report.round = round;
-  report.started_at = channel_.clock().Now();
-
-  const std::vector<ClientId> available = registry_.Available();
-  if (available.size() < options_.min_clients_reported) {
-    return FailedPreconditionError("round " + std::to_string(round.value()) + " needs at least " +
-                                   std::to_string(options_.min_clients_reported) +
-                                   " registered clients, " + std::to_string(available.size()) +
-                                   " registered");
-  }
-  const size_t cohort_size =
-      CohortSizeWithOverSelection(options_.clients_per_round, options_.over_selection);
-  const std::vector<ClientId> cohort = SelectCohort(available, cohort_size, options_.seed, round);
-  report.num_clients_selected = cohort.size();
-
-  // Devices train on a snapshot: the live buffer changes at Finish while a straggler may
-  // still be reading what it was sent.
-  auto snapshot = std::make_shared<const std::vector<float>>(*global_weights_);
-  transport::TrainingConfig training = options_.training;
-  std::map<ClientId, ClientOutcome> outcomes;
-  for (ClientId client : cohort) {
-    outcomes[client] = ClientOutcome{client, ClientOutcomeKind::kDropped, "no answer"};
-    if (ClientRecord* record = registry_.Find(client)) ++record->num_rounds_selected;
-    Status sent = channel_.Send(client, Message{.sender = ClientId{0},
-                                                .round = round,
-                                                .body = transport::RoundStart{
-                                                    .model_version = model_version_,
-                                                    .training = training,
-                                                    .global_weights = snapshot}});
-    if (!sent.ok()) outcomes[client].reason = "send failed: " + sent.message();
-  }
-
+void RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
+                                 std::map<ClientId, ClientOutcome>& outcomes, RoundReport& report,
+                                 double& weighted_loss) {
+  const PrivacyOptions& privacy = options_.privacy;
   const Clock::Duration deadline = options_.round_deadline == Clock::Duration::max()
                                        ? Clock::Duration::max()
                                        : report.started_at + options_.round_deadline;
   size_t num_answered = 0;
-  double weighted_loss = 0.0;
   while (report.num_clients_reported < options_.clients_per_round && num_answered < cohort.size()) {
     Result<Message> received = channel_.Receive(deadline);
     if (!received.ok()) {
@@ -187,7 +189,14 @@ Result<RoundReport> RoundEngine::RunRound() {
     registry_.MarkSeen(message.sender, channel_.clock().Now());
     if (auto* update = std::get_if<transport::Update>(&message.body)) {
       Status valid = ValidateUpdate(*update);
-      if (valid.ok()) {
+      if (valid.ok() && privacy.dp == DpMode::kCentral) {
+        // The trusted coordinator clips again: the sensitivity must not rest on the devices.
+        Result<double> norm = privacy::ClipToNorm(update->delta, privacy.clip_norm);
+        valid = norm.status();
+        if (valid.ok()) {
+          for (size_t i = 0; i < private_sum_.size(); ++i) private_sum_[i] += update->delta[i];
+        }
+      } else if (valid.ok()) {
         valid = strategy_->Accumulate(aggregation::ClientUpdate{
             .client = message.sender, .delta = update->delta, .num_examples = update->num_examples});
       }
@@ -211,6 +220,240 @@ Result<RoundReport> RoundEngine::RunRound() {
                                  transport::MessageTypeName(transport::TypeOf(message.body))};
     }
   }
+}
+
+Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vector<ClientId>& cohort,
+                                                 const transport::PrivacySettings& settings,
+                                                 std::map<ClientId, ClientOutcome>& outcomes,
+                                                 RoundReport& report, double& weighted_loss) {
+  using privacy::SecAggStep;
+  namespace secagg = privacy::secagg;
+  const secagg::SecAggConfig config{.num_clients = settings.cohort_size,
+                                    .threshold = settings.threshold,
+                                    .neighbours = settings.neighbours,
+                                    .vector_length = static_cast<uint32_t>(private_sum_.size()),
+                                    .graph_seed = settings.graph_seed};
+  EDGEFL_ASSIGN_OR_RETURN(secagg::ServerSession session, secagg::ServerSession::Create(config, round));
+  std::map<ClientId, uint32_t> index_of;
+  for (uint32_t i = 0; i < cohort.size(); ++i) index_of[cohort[i]] = i;
+  const Clock::Duration step_deadline =
+      options_.round_deadline == Clock::Duration::max()
+          ? Clock::Duration::max()
+          : report.started_at + options_.round_deadline;
+
+  // One protocol step: wait for `step` from each index in `expected` and hand it to `accept`.
+  // Anything else from the cohort is recorded; a device that stays silent is a dropout.
+  auto collect = [&](SecAggStep step, std::vector<uint32_t> expected,
+                     const std::function<Status(uint32_t, privacy::SecAggMessage&)>& accept) {
+    std::vector<uint8_t> waiting(cohort.size(), 0);
+    for (uint32_t i : expected) waiting[i] = 1;
+    size_t remaining = expected.size();
+    while (remaining > 0) {
+      Result<Message> received = channel_.Receive(step_deadline);
+      if (!received.ok()) break;
+      Message& message = *received;
+      if (HandleControl(message)) continue;
+      auto index = index_of.find(message.sender);
+      auto* payload = std::get_if<transport::SecAggPayload>(&message.body);
+      if (message.round != round || index == index_of.end() || !waiting[index->second]) {
+        ++report.num_stray_messages;
+        continue;
+      }
+      ClientOutcome& outcome = outcomes[message.sender];
+      waiting[index->second] = 0;
+      --remaining;
+      if (auto* error = std::get_if<transport::ErrorReply>(&message.body)) {
+        outcome = ClientOutcome{message.sender, ClientOutcomeKind::kFailed,
+                                std::string(StatusCodeName(error->code)) + ": " + error->message};
+        continue;
+      }
+      Status status = payload == nullptr || payload->step != static_cast<uint8_t>(step)
+                          ? InvalidArgumentError("expected secure-aggregation step " +
+                                                 std::to_string(static_cast<int>(step)))
+                          : OkStatus();
+      Result<privacy::SecAggMessage> decoded =
+          status.ok() ? privacy::DecodeSecAgg(step, payload->payload) : Result<privacy::SecAggMessage>(status);
+      if (decoded.ok()) status = accept(index->second, *decoded);
+      else status = decoded.status();
+      if (!status.ok()) {
+        outcome = ClientOutcome{message.sender, ClientOutcomeKind::kRejected, status.message()};
+        spdlog::warn("round {}: secure aggregation: client {}: {}", round.value(),
+                     message.sender.value(), status.message());
+        continue;
+      }
+      if (step == SecAggStep::kAdvertiseKeys) {
+        outcome.reason = "dropped during secure aggregation";
+        report.num_examples_reported += payload->num_examples;
+        weighted_loss += static_cast<double>(payload->train_loss) * payload->num_examples;
+      }
+    }
+  };
+  auto send = [&](uint32_t index, const privacy::SecAggMessage& message) {
+    transport::SecAggPayload payload{.step = static_cast<uint8_t>(privacy::StepOf(message)),
+                                     .payload = privacy::EncodeSecAgg(message)};
+    Status sent = channel_.Send(cohort[index], Message{.sender = ClientId{0}, .round = round,
+                                                       .body = std::move(payload)});
+    if (!sent.ok()) spdlog::warn("round {}: send to client {} failed: {}", round.value(),
+                                 cohort[index].value(), sent.message());
+  };
+
+  // Step 0: the devices trained and advertised their keys.
+  std::vector<uint32_t> everyone(cohort.size());
+  for (uint32_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
+  collect(SecAggStep::kAdvertiseKeys, everyone, [&](uint32_t i, privacy::SecAggMessage& m) {
+    auto& keys = std::get<secagg::AdvertiseKeysMessage>(m);
+    if (keys.sender != i) return InvalidArgumentError("advertised index does not match sender");
+    return session.ReceiveAdvertiseKeys(keys);
+  });
+  EDGEFL_RETURN_IF_ERROR(session.FinishAdvertiseKeys());
+  for (uint32_t i : session.ExpectedSenders()) {
+    EDGEFL_ASSIGN_OR_RETURN(secagg::KeyDirectoryMessage directory, session.KeyDirectoryFor(i));
+    send(i, directory);
+  }
+  // Step 1: encrypted key shares, relayed.
+  collect(SecAggStep::kShareKeys, session.ExpectedSenders(), [&](uint32_t i, privacy::SecAggMessage& m) {
+    auto& shares = std::get<secagg::ShareKeysMessage>(m);
+    if (shares.sender != i) return InvalidArgumentError("share sender does not match sender");
+    return session.ReceiveShareKeys(std::move(shares));
+  });
+  EDGEFL_RETURN_IF_ERROR(session.FinishShareKeys());
+  for (uint32_t i : session.ExpectedSenders()) {
+    EDGEFL_ASSIGN_OR_RETURN(secagg::ShareKeysRelayMessage relay, session.RelayFor(i));
+    send(i, relay);
+  }
+  // Step 2: masked inputs.
+  collect(SecAggStep::kMaskedInput, session.ExpectedSenders(), [&](uint32_t i, privacy::SecAggMessage& m) {
+    auto& masked = std::get<secagg::MaskedInputMessage>(m);
+    if (masked.sender != i) return InvalidArgumentError("masked input sender does not match sender");
+    return session.ReceiveMaskedInput(masked);
+  });
+  EDGEFL_ASSIGN_OR_RETURN(secagg::UnmaskRequestMessage request, session.FinishMaskedInputCollection());
+  for (uint32_t i : request.survivors) send(i, request);
+  // Step 3: unmasking, with dropped devices' masks recovered from their neighbours' shares.
+  collect(SecAggStep::kUnmaskResponse, request.survivors, [&](uint32_t i, privacy::SecAggMessage& m) {
+    auto& response = std::get<secagg::UnmaskResponseMessage>(m);
+    if (response.sender != i) return InvalidArgumentError("unmask sender does not match sender");
+    return session.ReceiveUnmaskResponse(response);
+  });
+  EDGEFL_ASSIGN_OR_RETURN(std::vector<uint32_t> sum, session.FinishUnmasking());
+  EDGEFL_RETURN_IF_ERROR(privacy::Decode(sum, settings.encoding_scale, private_sum_));
+  for (uint32_t i : request.survivors) {
+    ClientOutcome& outcome = outcomes[cohort[i]];
+    if (outcome.kind == ClientOutcomeKind::kDropped) {
+      outcome = ClientOutcome{cohort[i], ClientOutcomeKind::kReported, ""};
+      ++report.num_clients_reported;
+      if (ClientRecord* record = registry_.Find(cohort[i])) ++record->num_rounds_reported;
+    }
+  }
+  return request.survivors.size();
+}
+
+Status RoundEngine::AccumulatePrivateSum(RoundId round, size_t num_clients) {
+  const PrivacyOptions& privacy = options_.privacy;
+  if (privacy.dp == DpMode::kCentral) {
+    EDGEFL_ASSIGN_OR_RETURN(
+        Rng rng, privacy::MakeNoiseRng(privacy.secure_noise ? privacy::NoiseSeeding::kSecureRandom
+                                                            : privacy::NoiseSeeding::kSeeded,
+                                       DeriveSeed(options_.seed, 0xd9ULL, round.value())));
+    EDGEFL_RETURN_IF_ERROR(
+        privacy::AddGaussianNoise(private_sum_, privacy.noise_multiplier * privacy.clip_norm, rng));
+  }
+  // DP-FedAvg weighs every device equally (McMahan et al. 2018): weighting by example counts
+  // would let one device's count change the sensitivity.
+  return strategy_->AccumulateSum(private_sum_, static_cast<double>(num_clients), num_clients);
+}
+
+Result<RoundReport> RoundEngine::RunRound() {
+  AcceptRegistrations();
+  const RoundId round = last_round_.Next();
+  const PrivacyOptions& privacy = options_.privacy;
+  RoundReport report;
+  report.round = round;
+  report.started_at = channel_.clock().Now();
+
+  const std::vector<ClientId> available = registry_.Available();
+  if (available.size() < options_.min_clients_reported) {
+    return FailedPreconditionError("round " + std::to_string(round.value()) + " needs at least " +
+                                   std::to_string(options_.min_clients_reported) +
+                                   " registered clients, " + std::to_string(available.size()) +
+                                   " registered");
+  }
+  const size_t cohort_size =
+      CohortSizeWithOverSelection(options_.clients_per_round, options_.over_selection);
+  const std::vector<ClientId> cohort = SelectCohort(available, cohort_size, options_.seed, round);
+  report.num_clients_selected = cohort.size();
+
+  transport::PrivacySettings settings;
+  if (privacy.clips()) {
+    settings.dp_mode = static_cast<uint8_t>(privacy.dp);
+    settings.clip_norm = static_cast<float>(privacy.clip_norm);
+    private_sum_.assign(global_weights_->size(), 0.0f);
+  }
+  if (privacy.secure_aggregation) {
+    if (cohort.size() < 2) {
+      return FailedPreconditionError("secure aggregation needs a cohort of at least 2");
+    }
+    settings.secure_aggregation = true;
+    settings.cohort_size = static_cast<uint32_t>(cohort.size());
+    settings.neighbours = privacy.secagg_neighbours;
+    settings.graph_seed = DeriveSeed(options_.seed, 0x6a7bULL, round.value());
+    const uint32_t group = privacy.secagg_neighbours == 0 ||
+                                   privacy.secagg_neighbours + 1 >= cohort.size()
+                               ? static_cast<uint32_t>(cohort.size())
+                               : privacy.secagg_neighbours + 1;
+    settings.threshold = std::max<uint32_t>(
+        2, static_cast<uint32_t>(std::floor(privacy.secagg_threshold_fraction * group)) + 1);
+    settings.threshold = std::min(settings.threshold, group);
+    // Distributed DP: each device's share of the discrete Gaussian noise, in encoded units, so
+    // the cohort's noise adds up to variance (sigma * C * scale)^2 (Kairouz et al. 2021).
+    const double noise_on_sum = privacy.dp == DpMode::kDistributed
+                                    ? privacy.noise_multiplier * privacy.clip_norm
+                                    : 0.0;
+    EDGEFL_ASSIGN_OR_RETURN(settings.encoding_scale,
+                            privacy::ChooseEncodingScale(privacy.clip_norm, cohort.size(),
+                                                         noise_on_sum,
+                                                         privacy.encoding_headroom_bits));
+    settings.local_noise_stddev =
+        noise_on_sum * settings.encoding_scale / std::sqrt(static_cast<double>(cohort.size()));
+  }
+
+  // Devices train on a snapshot: the live buffer changes at Finish while a straggler may
+  // still be reading what it was sent.
+  auto snapshot = std::make_shared<const std::vector<float>>(*global_weights_);
+  std::map<ClientId, ClientOutcome> outcomes;
+  for (size_t i = 0; i < cohort.size(); ++i) {
+    const ClientId client = cohort[i];
+    outcomes[client] = ClientOutcome{client, ClientOutcomeKind::kDropped, "no answer"};
+    if (ClientRecord* record = registry_.Find(client)) ++record->num_rounds_selected;
+    transport::PrivacySettings mine = settings;
+    mine.cohort_index = static_cast<uint32_t>(i);
+    Status sent = channel_.Send(client, Message{.sender = ClientId{0},
+                                                .round = round,
+                                                .body = transport::RoundStart{
+                                                    .model_version = model_version_,
+                                                    .training = options_.training,
+                                                    .global_weights = snapshot,
+                                                    .privacy = mine}});
+    if (!sent.ok()) outcomes[client].reason = "send failed: " + sent.message();
+  }
+
+  double weighted_loss = 0.0;
+  Status aggregate_status;
+  size_t num_in_private_sum = 0;
+  if (privacy.secure_aggregation) {
+    Result<size_t> survivors =
+        RunSecureAggregation(round, cohort, settings, outcomes, report, weighted_loss);
+    if (survivors.ok()) {
+      num_in_private_sum = *survivors;
+    } else {
+      aggregate_status = survivors.status();
+      spdlog::warn("round {}: secure aggregation aborted: {}", round.value(),
+                   survivors.status().message());
+    }
+  } else {
+    CollectUpdates(round, cohort, outcomes, report, weighted_loss);
+    num_in_private_sum = report.num_clients_reported;
+  }
 
   for (auto& [client, outcome] : outcomes) {
     if (outcome.kind == ClientOutcomeKind::kDropped && outcome.reason == "no answer" &&
@@ -230,15 +473,39 @@ Result<RoundReport> RoundEngine::RunRound() {
   }
 
   last_round_ = round;
-  if (report.num_clients_reported < options_.min_clients_reported) {
+  if (!aggregate_status.ok()) {
+    strategy_->DiscardRound();
+    report.status = AbortedError("round " + std::to_string(round.value()) + ": " +
+                                 aggregate_status.message());
+  } else if (report.num_clients_reported < options_.min_clients_reported) {
     strategy_->DiscardRound();
     report.status = AbortedError("round " + std::to_string(round.value()) + ": " +
                                  std::to_string(report.num_clients_reported) +
                                  " updates reported, at least " +
                                  std::to_string(options_.min_clients_reported) + " needed");
   } else {
-    report.status = strategy_->Finish(*global_weights_);
-    if (report.status.ok()) ++model_version_;
+    if (privacy.dp == DpMode::kCentral || privacy.secure_aggregation) {
+      report.status = AccumulatePrivateSum(round, num_in_private_sum);
+    }
+    if (report.status.ok()) report.status = strategy_->Finish(*global_weights_);
+    if (report.status.ok()) {
+      ++model_version_;
+      if (accountant_) {
+        // Uniform cohorts of a fixed size: the accountant's sampling rate is cohort/population.
+        const double q = std::min(1.0, static_cast<double>(options_.clients_per_round) /
+                                           static_cast<double>(available.size()));
+        Status added = accountant_->AddSteps(q, privacy.noise_multiplier, 1,
+                                             privacy::Sampling::kFixedSize);
+        if (!added.ok()) spdlog::warn("privacy accountant: {}", added.message());
+      }
+    }
+  }
+  if (accountant_ && accountant_->num_steps() > 0) {
+    Result<privacy::PrivacySpent> spent = accountant_->GetPrivacySpent(privacy.delta);
+    if (spent.ok()) {
+      report.epsilon = spent->epsilon;
+      report.best_rdp_order = spent->best_order;
+    }
   }
   report.finished_at = channel_.clock().Now();
   return report;

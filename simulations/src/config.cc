@@ -15,7 +15,7 @@ namespace {
 // Counts are size_t and the seed uint64_t; one alternative serves both.
 static_assert(std::is_same_v<size_t, uint64_t>, "edgefl targets LP64 platforms");
 using FieldPointer = std::variant<std::string SimulationConfig::*, uint64_t SimulationConfig::*,
-                                  double SimulationConfig::*>;
+                                  double SimulationConfig::*, bool SimulationConfig::*>;
 
 struct Field {
   const char* key;
@@ -47,6 +47,13 @@ const std::vector<Field>& Fields() {
       {"beta2", &SimulationConfig::beta2},
       {"tau", &SimulationConfig::tau},
       {"over_selection", &SimulationConfig::over_selection},
+      {"dropout", &SimulationConfig::dropout},
+      {"dp", &SimulationConfig::dp},
+      {"clip", &SimulationConfig::clip},
+      {"noise_multiplier", &SimulationConfig::noise_multiplier},
+      {"delta", &SimulationConfig::delta},
+      {"secagg", &SimulationConfig::secagg},
+      {"secagg_neighbours", &SimulationConfig::secagg_neighbours},
       {"seed", &SimulationConfig::seed},
       {"threads", &SimulationConfig::threads},
       {"eval_every", &SimulationConfig::eval_every},
@@ -79,6 +86,11 @@ Status SetField(SimulationConfig& config, const Field& field, const toml::node& 
       auto value = node.value<double>();  // accepts integers too
       if (!value) return InvalidArgumentError(where + " must be a number");
       config.*member = *value;
+      return OkStatus();
+    }
+    Status operator()(bool SimulationConfig::*member) const {
+      if (!node.is_boolean()) return InvalidArgumentError(where + " must be true or false");
+      config.*member = *node.value<bool>();
       return OkStatus();
     }
   };
@@ -125,6 +137,16 @@ Status SimulationConfig::Validate() const {
   EDGEFL_RETURN_IF_ERROR(Range(over_selection >= 0 && over_selection <= 10,
                                "over_selection must be in [0, 10], got " + Str(over_selection)));
   EDGEFL_RETURN_IF_ERROR(Range(eval_every >= 1, "eval_every must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Range(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + Str(dropout)));
+  EDGEFL_RETURN_IF_ERROR(Range(dp == "none" || dp == "central" || dp == "distributed",
+                               "dp must be one of none, central, distributed; got '" + dp + "'"));
+  EDGEFL_RETURN_IF_ERROR(Range(clip > 0 && std::isfinite(clip), "clip must be > 0, got " + Str(clip)));
+  EDGEFL_RETURN_IF_ERROR(Range(noise_multiplier > 0, "noise_multiplier must be > 0, got " + Str(noise_multiplier)));
+  EDGEFL_RETURN_IF_ERROR(Range(delta > 0 && delta < 1, "delta must be in (0, 1), got " + Str(delta)));
+  EDGEFL_RETURN_IF_ERROR(Range(dp != "distributed" || secagg,
+                               "dp = \"distributed\" needs secagg = true (the noise shares are "
+                               "protected only by secure aggregation)"));
+  EDGEFL_RETURN_IF_ERROR(Range(!secagg || clients_per_round >= 2, "secagg needs clients_per_round >= 2"));
   EDGEFL_RETURN_IF_ERROR(Range(!out.empty(), "out must name a folder"));
   return OkStatus();
 }
@@ -170,6 +192,7 @@ std::string FormatConfig(const SimulationConfig& config) {
       table.insert(key, static_cast<int64_t>(config.*m));
     }
     void operator()(double SimulationConfig::*m) const { table.insert(key, config.*m); }
+    void operator()(bool SimulationConfig::*m) const { table.insert(key, config.*m); }
   };
   std::ostringstream out;
   for (const Field& field : Fields()) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "edgefl/common/check.h"
+#include "edgefl/common/random.h"
 
 namespace edgefl::simulations {
 namespace {
@@ -17,10 +18,12 @@ constexpr size_t kChunkSize = 32;
 
 VirtualDeviceHost::VirtualDeviceHost(std::vector<client::Device> devices,
                                      std::vector<DeviceProfile> profiles,
-                                     std::vector<std::unique_ptr<client::Workspace>> workspaces)
+                                     std::vector<std::unique_ptr<client::Workspace>> workspaces,
+                                     DropoutOptions dropout)
     : devices_(std::move(devices)),
       profiles_(std::move(profiles)),
-      workspaces_(std::move(workspaces)) {
+      workspaces_(std::move(workspaces)),
+      dropout_(dropout) {
   EDGEFL_CHECK_EQ(devices_.size(), profiles_.size());
   EDGEFL_CHECK(!workspaces_.empty());
   for (size_t i = 0; i < devices_.size(); ++i) EDGEFL_CHECK_EQ(devices_[i].id().value(), i + 1);
@@ -53,6 +56,26 @@ Clock::Duration VirtualDeviceHost::PredictArrival(const transport::Addressed& ad
          std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(seconds));
 }
 
+bool VirtualDeviceHost::DropsBefore(const transport::Addressed& addressed) const {
+  if (dropout_.probability <= 0.0) return false;
+  // Protocol steps at which a device can vanish: 0 = before answering RoundStart, 1..3 = before
+  // the key directory, the relayed shares or the unmask request of secure aggregation.
+  int step = -1;
+  bool secure = false;
+  if (const auto* start = std::get_if<transport::RoundStart>(&addressed.message.body)) {
+    step = 0;
+    secure = start->privacy.secure_aggregation;
+  } else if (const auto* p = std::get_if<transport::SecAggPayload>(&addressed.message.body)) {
+    step = p->step == 2 ? 1 : p->step == 4 ? 2 : p->step == 6 ? 3 : -1;
+    secure = true;
+  }
+  if (step < 0) return false;
+  Rng rng(DeriveSeed(dropout_.seed, addressed.message.round.value(), addressed.to.value()));
+  if (rng.Uniform01() >= dropout_.probability) return false;
+  const int drop_step = static_cast<int>(rng.UniformInt(secure ? 4 : 1));
+  return step >= drop_step;
+}
+
 bool VirtualDeviceHost::RunPending() {
   EDGEFL_CHECK(channel_ != nullptr);
   std::vector<transport::Addressed> outgoing = channel_->TakeOutgoing();
@@ -62,6 +85,7 @@ bool VirtualDeviceHost::RunPending() {
     for (transport::Addressed& addressed : outgoing) {
       const uint64_t id = addressed.to.value();
       if (id == 0 || id > devices_.size()) continue;  // no such device: the message is lost
+      if (DropsBefore(addressed)) continue;             // the device is gone
       const Clock::Duration arrival = PredictArrival(addressed);
       fresh.push_back(Pending{std::move(addressed), arrival});
     }

@@ -28,12 +28,21 @@ struct DeviceProfile {
   Clock::Duration latency = std::chrono::milliseconds(50);
 };
 
+// Injected failures: a selected device drops out of a round with `probability`, at a protocol
+// step drawn uniformly (before answering RoundStart, or before any later secure-aggregation
+// step), decided from (seed, round, device) so every run with the seed drops the same ones.
+struct DropoutOptions {
+  double probability = 0.0;  // [0, 1)
+  uint64_t seed = 0;
+};
+
 class VirtualDeviceHost {
  public:
   // Devices are addressed by ClientId; devices[i] must have id i + 1. `workspaces` holds one
   // per worker thread.
   VirtualDeviceHost(std::vector<client::Device> devices, std::vector<DeviceProfile> profiles,
-                    std::vector<std::unique_ptr<client::Workspace>> workspaces);
+                    std::vector<std::unique_ptr<client::Workspace>> workspaces,
+                    DropoutOptions dropout = {});
 
   void set_channel(transport::InProcessChannel* channel) { channel_ = channel; }
 
@@ -49,10 +58,13 @@ class VirtualDeviceHost {
     Clock::Duration arrival;
   };
   Clock::Duration PredictArrival(const transport::Addressed& addressed) const;
+  // True when the device is gone by the time this message reaches it.
+  bool DropsBefore(const transport::Addressed& addressed) const;
 
   std::vector<client::Device> devices_;
   std::vector<DeviceProfile> profiles_;
   std::vector<std::unique_ptr<client::Workspace>> workspaces_;
+  DropoutOptions dropout_;
   transport::InProcessChannel* channel_ = nullptr;
   std::deque<Pending> pending_;
 };

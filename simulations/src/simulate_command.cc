@@ -42,21 +42,23 @@ nlohmann::json RecordJson(const RoundRecord& r) {
           {"clients_selected", r.num_clients_selected},
           {"clients_reported", r.num_clients_reported},
           {"clients_dropped", r.num_clients_dropped},
-          {"clients_rejected", r.num_clients_rejected}};
+          {"clients_rejected", r.num_clients_rejected},
+          {"epsilon", r.epsilon}};
 }
 
 }  // namespace
 
 void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out) {
   out << "round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,"
-         "clients_reported,clients_dropped,clients_rejected\n";
+         "clients_reported,clients_dropped,clients_rejected,epsilon\n";
   for (const RoundRecord& r : records) {
     out << r.round << ',' << Format("%.6f", r.train_loss) << ','
         << (std::isnan(r.test_loss) ? "" : Format("%.6f", r.test_loss)) << ','
         << (std::isnan(r.test_accuracy) ? "" : Format("%.4f", r.test_accuracy)) << ','
         << Format("%.3f", r.wall_seconds) << ',' << Format("%.3f", r.sim_seconds) << ','
         << r.num_clients_selected << ',' << r.num_clients_reported << ','
-        << r.num_clients_dropped << ',' << r.num_clients_rejected << '\n';
+        << r.num_clients_dropped << ',' << r.num_clients_rejected << ','
+        << Format("%.4f", r.epsilon) << '\n';
   }
 }
 
@@ -82,13 +84,21 @@ int RunSimulateCommand(const SimulationConfig& config, std::ostream& out, std::o
       << " clients (" << config.partition
       << (config.partition == "dirichlet" ? " alpha=" + Format("%g", config.alpha) : "")
       << "), " << config.clients_per_round << " per round, " << config.rounds << " rounds, "
-      << config.strategy << ", seed " << config.seed << "\n";
+      << config.strategy << ", seed " << config.seed
+      << (config.secagg ? ", secure aggregation" : "")
+      << (config.dp != "none" ? ", " + config.dp + " DP (C=" + Format("%g", config.clip) +
+                                    ", sigma=" + Format("%g", config.noise_multiplier) + ")"
+                              : std::string())
+      << (config.dropout > 0 ? ", dropout " + Format("%g", config.dropout) : std::string())
+      << "\n";
   out.flush();
   const auto on_round = [&](const RoundRecord& r) {
     out << "round " << r.round << "/" << config.rounds << "  train_loss "
         << Format("%.4f", r.train_loss) << "  test_loss " << FormatOrDash("%.4f", r.test_loss)
         << "  test_acc " << FormatOrDash("%.4f", r.test_accuracy) << "  clients "
-        << r.num_clients_reported << "/" << r.num_clients_selected << "  elapsed "
+        << r.num_clients_reported << "/" << r.num_clients_selected
+        << (config.dp != "none" ? "  eps " + Format("%.3f", r.epsilon) : std::string())
+        << "  elapsed "
         << Format("%.1f", r.wall_seconds) << "s\n";
     out.flush();
   };
@@ -125,6 +135,8 @@ int RunSimulateCommand(const SimulationConfig& config, std::ostream& out, std::o
       {"best_test_accuracy", best_accuracy},
       {"best_round", best_round},
       {"wall_seconds", result->wall_seconds},
+      {"final_epsilon", last.epsilon},
+      {"delta", config.dp != "none" ? nlohmann::json(config.delta) : nlohmann::json(nullptr)},
       {"sim_seconds", last.sim_seconds},
       {"rounds", rounds}};
   if (Status s = WriteFile(dir / "summary.json", summary.dump(2) + "\n"); !s.ok()) {

@@ -130,7 +130,9 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   }
 
   VirtualDeviceHost host(std::move(devices), std::vector<DeviceProfile>(config.clients),
-                         std::move(workspaces));
+                         std::move(workspaces),
+                         DropoutOptions{.probability = config.dropout,
+                                        .seed = DeriveSeed(config.seed, 0xd209ULL)});
   VirtualClock clock;
   transport::InProcessChannel channel(clock, [&host] { return host.RunPending(); });
   host.set_channel(&channel);
@@ -159,6 +161,15 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
       .weight_decay = static_cast<float>(config.weight_decay),
       .proximal_mu = static_cast<float>(config.proximal_mu),
       .seed = DeriveSeed(config.seed, 0x7a1eULL)};
+  engine_options.privacy = coordinator::PrivacyOptions{
+      .dp = config.dp == "central"       ? coordinator::DpMode::kCentral
+            : config.dp == "distributed" ? coordinator::DpMode::kDistributed
+                                         : coordinator::DpMode::kNone,
+      .clip_norm = config.clip,
+      .noise_multiplier = config.noise_multiplier,
+      .delta = config.delta,
+      .secure_aggregation = config.secagg,
+      .secagg_neighbours = static_cast<uint32_t>(config.secagg_neighbours)};
   EDGEFL_RETURN_IF_ERROR(engine_options.Validate());
 
   coordinator::ClientRegistry registry;
@@ -178,6 +189,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
     record.num_clients_dropped = report.num_clients_dropped;
     record.num_clients_rejected = report.num_clients_rejected;
     record.sim_seconds = ToSeconds(clock.Now());
+    record.epsilon = report.epsilon;
     record.test_loss = std::numeric_limits<double>::quiet_NaN();
     record.test_accuracy = std::numeric_limits<double>::quiet_NaN();
     if (r % config.eval_every == 0 || r == config.rounds) {

@@ -45,7 +45,10 @@ class Workspace {
 
 class Device {
  public:
-  Device(ClientId id, LocalData data) : id_(id), data_(data) {}
+  Device(ClientId id, LocalData data);
+  Device(Device&&) noexcept;
+  Device& operator=(Device&&) noexcept;
+  ~Device();
 
   ClientId id() const { return id_; }
   uint64_t num_examples() const { return data_.indices.size(); }
@@ -53,18 +56,32 @@ class Device {
   // The device's first message: asks the coordinator to register it.
   transport::Message MakeHello(std::string device_name) const;
 
-  // Answers one coordinator message. RoundStart -> Update (or ErrorReply when the weights do
-  // not fit the workspace's model or the device has no data); Welcome, RoundEnd and
-  // Heartbeat -> nothing. Never throws; problems become ErrorReply messages.
+  // Answers one coordinator message. RoundStart -> Update, or with secure aggregation the
+  // first SecAggPayload (advertised keys), or ErrorReply when the weights do not fit the
+  // workspace's model or the device has no data. Later SecAggPayloads of the same round ->
+  // the next protocol step. Welcome, RoundEnd and Heartbeat -> nothing. Never throws; problems
+  // become ErrorReply messages.
+  //
+  // The privacy pipeline runs here, on the device (DESIGN.md, data flow 3): clip to the
+  // round's clip norm; with secure aggregation encode into Z_2^32 with stochastic rounding,
+  // add this device's discrete Gaussian noise share when DP is distributed, and mask.
   std::vector<transport::Message> Handle(const transport::Message& message, Workspace& workspace);
 
  private:
   transport::Message Train(RoundId round, const transport::RoundStart& start,
                            Workspace& workspace);
   transport::Message Error(RoundId round, const Status& status) const;
+  transport::Message StartSecureAggregation(RoundId round, const transport::RoundStart& start,
+                                            std::vector<float> delta, uint64_t num_examples,
+                                            float train_loss);
+  transport::Message ContinueSecureAggregation(RoundId round,
+                                               const transport::SecAggPayload& payload);
+
+  struct SecureRound;  // this round's secure-aggregation session and encoded input
 
   ClientId id_;
   LocalData data_;
+  std::unique_ptr<SecureRound> secure_round_;
 };
 
 }  // namespace edgefl::client

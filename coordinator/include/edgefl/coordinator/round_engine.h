@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,10 +29,45 @@
 #include "edgefl/common/ids.h"
 #include "edgefl/common/status.h"
 #include "edgefl/coordinator/registry.h"
+#include "edgefl/privacy/accountant.h"
 #include "edgefl/transport/channel.h"
 #include "edgefl/transport/messages.h"
 
 namespace edgefl::coordinator {
+
+// Where differential-privacy noise is added (DP-FedAvg, McMahan et al. 2018).
+enum class DpMode : uint8_t {
+  kNone = 0,
+  kCentral = 1,      // the coordinator adds Gaussian noise to the sum of clipped updates
+  kDistributed = 2,  // each device adds discrete Gaussian noise under secure aggregation
+                     // (Kairouz et al. 2021); needs secure_aggregation
+};
+
+struct PrivacyOptions {
+  DpMode dp = DpMode::kNone;
+  // L2 norm every update is clipped to (> 0). With DP it sets the sensitivity; with secure
+  // aggregation alone it bounds the fixed-point range, so its default is loose enough not to
+  // bind on ordinary updates. Default 100; DP users want ~0.1-1.
+  double clip_norm = 100.0;
+  // sigma: the noise on the sum of a round has standard deviation sigma * clip_norm (> 0).
+  double noise_multiplier = 1.0;
+  // Delta of the reported (epsilon, delta), in (0, 1). Default 1e-5.
+  double delta = 1e-5;
+  // Secure aggregation (Bonawitz et al. 2017): the coordinator learns only the cohort's sum.
+  bool secure_aggregation = false;
+  // 0 = complete graph; k > 0 = SecAgg+ with k neighbours per device (Bell et al. 2020).
+  uint32_t secagg_neighbours = 0;
+  // Fraction of a device's group whose shares reconstruct its secrets: the threshold is
+  // floor(fraction * group) + 1, at least 2. Default 0.5 (an honest majority).
+  double secagg_threshold_fraction = 0.5;
+  // Bits of headroom left when choosing the fixed-point scale so the sum cannot wrap mod 2^32.
+  int encoding_headroom_bits = 1;
+  // Seeds central noise; real deployments set secure_noise to draw it from OpenSSL instead.
+  bool secure_noise = false;
+
+  bool clips() const { return dp != DpMode::kNone || secure_aggregation; }
+  Status Validate() const;
+};
 
 struct EngineOptions {
   // Updates wanted per round (> 0). Default 10.
@@ -47,6 +83,8 @@ struct EngineOptions {
   transport::TrainingConfig training;
   // Seeds cohort selection; the training seed is training.seed.
   uint64_t seed = 1;
+  // Differential privacy and secure aggregation; off by default.
+  PrivacyOptions privacy;
   // kInvalidArgument naming the field when out of range.
   Status Validate() const;
 };
@@ -79,6 +117,9 @@ struct RoundReport {
   Status status;
   std::vector<ClientOutcome> outcomes;  // one per cohort member, ascending client id
   size_t num_stray_messages = 0;        // messages from outside the cohort or round, ignored
+  // (epsilon, delta) spent by all applied rounds so far; 0 without DP.
+  double epsilon = 0.0;
+  double best_rdp_order = 0.0;
 };
 
 class RoundEngine {
@@ -112,6 +153,19 @@ class RoundEngine {
   // was a control message (registration, heartbeat, goodbye).
   bool HandleControl(const transport::Message& message);
   Status ValidateUpdate(const transport::Update& update) const;
+  // Collects plain (float) updates; folds them into the strategy, or, with DP, clips them into
+  // private_sum_.
+  void CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
+                      std::map<ClientId, ClientOutcome>& outcomes, RoundReport& report,
+                      double& weighted_loss);
+  // Runs the four secure-aggregation steps; leaves the decoded sum in private_sum_ and returns
+  // the number of devices in it (kAborted below the threshold).
+  Result<size_t> RunSecureAggregation(RoundId round, const std::vector<ClientId>& cohort,
+                                      const transport::PrivacySettings& settings,
+                                      std::map<ClientId, ClientOutcome>& outcomes,
+                                      RoundReport& report, double& weighted_loss);
+  // Adds central noise to private_sum_ when configured and hands it to the strategy.
+  Status AccumulatePrivateSum(RoundId round, size_t num_clients);
 
   EngineOptions options_;
   std::shared_ptr<std::vector<float>> global_weights_;
@@ -120,6 +174,8 @@ class RoundEngine {
   ClientRegistry& registry_;
   RoundId last_round_{0};
   uint64_t model_version_ = 0;
+  std::vector<float> private_sum_;  // sum of clipped updates in DP / secure-aggregation rounds
+  std::unique_ptr<privacy::RdpAccountant> accountant_;
 };
 
 }  // namespace edgefl::coordinator

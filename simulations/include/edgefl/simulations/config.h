@@ -61,6 +61,22 @@ struct SimulationConfig {
   double tau = 1e-3;
   // Extra fraction of clients selected to absorb dropouts (>= 0). Default 0.
   double over_selection = 0.0;
+  // Probability that a selected device drops out of a round, at a random protocol step
+  // (before answering, or at any secure-aggregation step), [0, 1). Default 0.
+  double dropout = 0.0;
+  // Differential privacy: "none", "central" or "distributed" (needs secagg). Default "none".
+  std::string dp = "none";
+  // L2 clip norm C of each update (> 0). Default 100, which leaves ordinary updates unclipped
+  // (it bounds the fixed-point range of secure aggregation); with DP use ~0.1-1.
+  double clip = 100.0;
+  // Noise multiplier sigma: noise on each round's sum has std sigma * clip (> 0). Default 1.
+  double noise_multiplier = 1.0;
+  // Delta of the reported (epsilon, delta), in (0, 1). Default 1e-5.
+  double delta = 1e-5;
+  // Secure aggregation (Bonawitz et al. 2017) of every round. Default false.
+  bool secagg = false;
+  // SecAgg+ neighbours per device (Bell et al. 2020); 0 = complete graph. Default 0.
+  size_t secagg_neighbours = 0;
   // Seed for model initialisation, partitioning, selection and local shuffling. Default 1.
   uint64_t seed = 1;
   // Worker threads (>= 0; 0 = every core). Results do not depend on it. Default 0.

@@ -34,6 +34,7 @@ struct RoundRecord {
   size_t num_clients_dropped = 0;
   size_t num_clients_rejected = 0;
   bool applied = false;        // the aggregate changed the global weights
+  double epsilon = 0.0;        // (epsilon, delta) spent so far; 0 without DP
 };
 
 struct SimulationResult {
@@ -52,7 +53,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
 
 // Writes `records` as CSV with the header
 // round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,
-// clients_reported,clients_dropped,clients_rejected
+// clients_reported,clients_dropped,clients_rejected,epsilon
 void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out);
 
 // `edgefl simulate`: runs, prints a progress line per round and a summary to `out`, and writes
