@@ -2,7 +2,6 @@
 #include "eval_command.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -30,8 +29,10 @@ int RunEval(const EvalFlags& f) {
   };
   if (f.threads > 0) models::SetNumThreads(f.threads);
   const bool text = f.source.data == "fortunes";
-  Result<std::unique_ptr<models::Model>> created = models::CreateModel(models::ModelSpec{
-      .name = f.model, .input_size = text ? size_t{128} : size_t{784}, .num_classes = text ? size_t{256} : size_t{10}});
+  Result<std::unique_ptr<models::Model>> created =
+      models::CreateModel(models::ModelSpec{.name = f.model,
+                                            .input_size = text ? size_t{128} : size_t{784},
+                                            .num_classes = text ? size_t{256} : size_t{10}});
   if (!created.ok()) return fail(created.status());
   models::Model& model = **created;
   if (Status s = models::LoadModelParameters(f.checkpoint, model); !s.ok()) return fail(s);
@@ -40,15 +41,16 @@ int RunEval(const EvalFlags& f) {
   const models::Dataset& test = loaded->test;
   if (test.example_size != model.input_size() ||
       test.targets_per_example != model.targets_per_example()) {
-    return fail(InvalidArgumentError("model '" + f.model + "' does not fit data '" +
-                                     f.source.data + "'"));
+    return fail(
+        InvalidArgumentError("model '" + f.model + "' does not fit data '" + f.source.data + "'"));
   }
   const size_t targets = model.targets_per_example();
   const models::Evaluation e = models::Evaluate(model, test, {}, targets > 1 ? 16 : 500);
   char line[200];
   if (targets > 1) {
     std::snprintf(line, sizeof line,
-                  "%s on %s: loss %.4f nats/byte, perplexity %.3f, next-byte accuracy %.4f "
+                  "%s on %s: loss %.4f nats/byte, perplexity %.3f, next-byte "
+                  "accuracy %.4f "
                   "(%zu windows)\n",
                   f.checkpoint.c_str(), test.name.c_str(), e.loss, models::Perplexity(e.loss),
                   e.accuracy, e.num_examples);
@@ -65,18 +67,21 @@ int RunEval(const EvalFlags& f) {
 void AddEvalCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<EvalFlags>();
   EvalFlags& f = *flags;
-  CLI::App* command = app.add_subcommand(
-      "eval",
-      "Evaluate a checkpoint of `edgefl train`: perplexity on the held-out 10% of each fortunes\n"
-      "category (charlm), or accuracy on the Fashion-MNIST test set.");
+  CLI::App* command =
+      app.add_subcommand("eval",
+                         "Evaluate a checkpoint of `edgefl train`: perplexity on the "
+                         "held-out 10% of each fortunes\n"
+                         "category (charlm), or accuracy on the Fashion-MNIST test set.");
   command->add_option("--model", f.model, "Model the checkpoint holds")->capture_default_str();
   command->add_option("--checkpoint", f.checkpoint, "Checkpoint (safetensors)")->required();
   command->add_option("--data", f.source.data, "Data: fortunes or fashion-mnist")
       ->capture_default_str();
   command->add_option("--data-dir", f.source.data_dir,
                       "Data folder (default: the Debian package's folder)");
-  command->add_option("--categories", f.source.categories,
-                      "Fortune files, comma-separated (default: all); use those of training")
+  command
+      ->add_option("--categories", f.source.categories,
+                   "Fortune files, comma-separated (default: all); use those "
+                   "of training")
       ->delimiter(',');
   command->add_option("--threads", f.threads, "OpenMP threads (0 = all cores)")
       ->capture_default_str();

@@ -2,7 +2,6 @@
 #include "train_command.h"
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -69,8 +68,8 @@ int RunTrain(const TrainFlags& f) {
   if (train.example_size != model.input_size() ||
       train.targets_per_example != model.targets_per_example() ||
       train.num_classes > model.num_classes()) {
-    std::cerr << "edgefl train: model '" << f.model << "' (input " << model.input_size()
-              << ", " << model.targets_per_example() << " targets per example) does not fit "
+    std::cerr << "edgefl train: model '" << f.model << "' (input " << model.input_size() << ", "
+              << model.targets_per_example() << " targets per example) does not fit "
               << f.source.data << " (input " << train.example_size << ", "
               << train.targets_per_example << " targets per example)\n";
     return 2;
@@ -91,10 +90,10 @@ int RunTrain(const TrainFlags& f) {
   std::iota(all.begin(), all.end(), 0u);
   model.InitializeParameters(DeriveSeed(f.seed, 0));
   Rng rng(DeriveSeed(f.seed, 1));
-  std::cout << "edgefl train: " << f.model << " (" << model.num_parameters()
-            << " parameters) on " << train.name << ": " << train.num_examples
-            << " training examples, " << test.num_examples << " held out; " << f.optimizer
-            << " lr " << f.lr << ", batch " << f.batch_size << ", " << f.steps << " steps\n";
+  std::cout << "edgefl train: " << f.model << " (" << model.num_parameters() << " parameters) on "
+            << train.name << ": " << train.num_examples << " training examples, "
+            << test.num_examples << " held out; " << f.optimizer << " lr " << f.lr << ", batch "
+            << f.batch_size << ", " << f.steps << " steps\n";
   const size_t targets = model.targets_per_example();
   const char* unit = targets > 1 ? "tokens/s" : "examples/s";
   using Clock = std::chrono::steady_clock;
@@ -111,8 +110,8 @@ int RunTrain(const TrainFlags& f) {
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     done += r.num_steps;
     char line[160];
-    std::snprintf(line, sizeof line, "step %6zu/%zu  loss %.4f  %s %.0f  (%.1f ms/step)\n",
-                  done, f.steps, r.mean_loss, unit,
+    std::snprintf(line, sizeof line, "step %6zu/%zu  loss %.4f  %s %.0f  (%.1f ms/step)\n", done,
+                  f.steps, r.mean_loss, unit,
                   static_cast<double>(r.num_examples_seen * targets) / seconds,
                   1e3 * seconds / static_cast<double>(std::max<size_t>(r.num_steps, 1)));
     std::cout << line << std::flush;
@@ -124,18 +123,21 @@ int RunTrain(const TrainFlags& f) {
   char line[200];
   if (targets > 1) {
     std::snprintf(line, sizeof line,
-                  "held-out: loss %.4f nats/byte, perplexity %.3f, next-byte accuracy %.4f "
+                  "held-out: loss %.4f nats/byte, perplexity %.3f, next-byte "
+                  "accuracy %.4f "
                   "(%zu windows); trained %.1f s\n",
                   e.loss, models::Perplexity(e.loss), e.accuracy, e.num_examples, train_seconds);
   } else {
-    std::snprintf(line, sizeof line, "test: loss %.4f, accuracy %.4f (%zu examples); trained %.1f s\n",
-                  e.loss, e.accuracy, e.num_examples, train_seconds);
+    std::snprintf(line, sizeof line,
+                  "test: loss %.4f, accuracy %.4f (%zu examples); trained %.1f s\n", e.loss,
+                  e.accuracy, e.num_examples, train_seconds);
   }
   std::cout << line;
 
   if (!f.out.empty()) {
     std::string categories;
-    for (const std::string& c : f.source.categories) categories += (categories.empty() ? "" : ",") + c;
+    for (const std::string& c : f.source.categories)
+      categories += (categories.empty() ? "" : ",") + c;
     const Status saved = models::SaveModel(
         f.out, model,
         {{"data", f.source.data}, {"categories", categories}, {"steps", std::to_string(done)}});
@@ -170,33 +172,35 @@ Result<TrainEvalData> LoadTrainEvalData(const DataSource& source, size_t context
     EDGEFL_ASSIGN_OR_RETURN(data.test, models::LoadFashionMnist(dir, models::Split::kTest));
     return data;
   }
-  return InvalidArgumentError("unknown data '" + source.data +
-                              "'; known: fortunes, fashion-mnist");
+  return InvalidArgumentError("unknown data '" + source.data + "'; known: fortunes, fashion-mnist");
 }
 
 void AddTrainCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<TrainFlags>();
   TrainFlags& f = *flags;
-  CLI::App* command = app.add_subcommand(
-      "train",
-      "Train one model centrally (no federation): charlm, a byte-level transformer, on Debian's\n"
-      "fortunes (reports held-out perplexity on the last 10% of each category), or logreg/mlp/cnn\n"
-      "on Fashion-MNIST (reports test accuracy). Saves a safetensors checkpoint with --out.");
+  CLI::App* command =
+      app.add_subcommand("train",
+                         "Train one model centrally (no federation): charlm, a "
+                         "byte-level transformer, on Debian's\n"
+                         "fortunes (reports held-out perplexity on the last 10% of each "
+                         "category), or logreg/mlp/cnn\n"
+                         "on Fashion-MNIST (reports test accuracy). Saves a safetensors "
+                         "checkpoint with --out.");
   command->add_option("--model", f.model, "Model: charlm, logreg, mlp, cnn")->capture_default_str();
   command->add_option("--data", f.source.data, "Data: fortunes or fashion-mnist")
       ->capture_default_str();
   command->add_option("--data-dir", f.source.data_dir,
                       "Data folder (default: the Debian package's folder)");
-  command->add_option("--categories", f.source.categories,
-                      "Fortune files to use, comma-separated (default: all)")
+  command
+      ->add_option("--categories", f.source.categories,
+                   "Fortune files to use, comma-separated (default: all)")
       ->delimiter(',');
   command->add_option("--steps", f.steps, "Optimizer steps")->capture_default_str();
   command->add_option("--batch-size", f.batch_size, "Examples per step")->capture_default_str();
   command->add_option("--lr", f.lr, "Learning rate")->capture_default_str();
   command->add_option("--optimizer", f.optimizer, "adamw or sgd")->capture_default_str();
   command->add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
-  command->add_option("--weight-decay", f.weight_decay,
-                      "Weight decay (AdamW: decoupled; SGD: L2)")
+  command->add_option("--weight-decay", f.weight_decay, "Weight decay (AdamW: decoupled; SGD: L2)")
       ->capture_default_str();
   command->add_option("--seed", f.seed, "Seed of initialisation and batch order")
       ->capture_default_str();

@@ -203,3 +203,52 @@ BENCHMARK(BM_Gemm_Int4Dispatched)->Apply(ForwardShapes);
 
 }  // namespace
 }  // namespace edgefl::models::kernels
+
+// ---------------------------------------------------------------------------------------------
+// One training step of the built-in cnn (McMahan et al. 2017; models/builtin/cnn.toml) on
+// 1x28x28 inputs: ForwardBackward + a plain SGD step, single-threaded as in the simulator's
+// per-client pool. "GFLOP/s" counts the step's multiply-adds: forward 2 x (conv1 32x784x25 +
+// conv2 64x196x800 + fc1 512x3136 + fc2 10x512) per example, backward twice that minus conv1's
+// input gradient, which is not computed. PyTorch's baseline for the same step:
+// bench/pytorch_compare.py.
+#include "edgefl/models/model.h"
+#include "edgefl/models/optimizer.h"
+#include "edgefl/models/threading.h"
+
+namespace edgefl::models {
+namespace {
+
+void BM_TrainStep_Cnn(benchmark::State& state) {
+  const auto batch = static_cast<size_t>(state.range(0));
+  const int saved_threads = NumThreads();
+  SetNumThreads(1);
+  std::unique_ptr<Model> model = CreateModel(ModelSpec{.name = "cnn"}).value();
+  model->InitializeParameters(1);
+  Rng rng(2);
+  std::vector<float> inputs(batch * 784);
+  for (float& x : inputs) x = static_cast<float>(rng.Uniform01());
+  std::vector<uint8_t> labels(batch);
+  for (uint8_t& y : labels) y = static_cast<uint8_t>(rng.UniformInt(10));
+  Sgd sgd(SgdOptions{.learning_rate = 0.01f}, model->num_parameters());
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        model->ForwardBackward(Batch{.inputs = inputs, .labels = labels, .batch_size = batch}));
+    sgd.Step(model->parameters(), model->gradients());
+    benchmark::ClobberMemory();
+  }
+  const double conv1 = 32.0 * 784 * 25, conv2 = 64.0 * 196 * 800, fc = 512.0 * 3136 + 10.0 * 512;
+  const double flops_per_example = 2.0 * (3.0 * (conv1 + conv2 + fc) - conv1);
+  const double examples = static_cast<double>(state.iterations() * batch);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_example * examples * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["examples/s"] = benchmark::Counter(examples, benchmark::Counter::kIsRate);
+  SetNumThreads(saved_threads);
+}
+
+void BM_TrainStep_Cnn_B10(benchmark::State& state) { BM_TrainStep_Cnn(state); }
+void BM_TrainStep_Cnn_B32(benchmark::State& state) { BM_TrainStep_Cnn(state); }
+BENCHMARK(BM_TrainStep_Cnn_B10)->Arg(10)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep_Cnn_B32)->Arg(32)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace edgefl::models

@@ -3,49 +3,35 @@
 #include <utility>
 
 #include "edgefl/common/strings.h"
+#include "edgefl/models/charlm.h"
 #include "edgefl/models/layers.h"
+#include "edgefl/models/model_file.h"
 #include "edgefl/models/sequential.h"
 
 namespace edgefl::models {
-namespace {
 
-// The layers of a built-in model. Dense layers followed by a ReLU start He-uniform, the
-// logits layer LeCun-uniform (layers.h, DenseInit).
-std::vector<std::unique_ptr<Layer>> BuiltinLayers(const std::string& name, size_t num_classes) {
-  std::vector<std::unique_ptr<Layer>> layers;
-  if (name == "logreg") {
-    layers.push_back(MakeDense("fc1", num_classes, DenseInit::kLeCunUniform));
-  } else if (name == "mlp") {
-    // The "2NN" of McMahan et al. 2017, section 3: two hidden layers of 200 units with ReLU.
-    layers.push_back(MakeDense("fc1", 200, DenseInit::kHeUniform));
-    layers.push_back(MakeRelu("relu1"));
-    layers.push_back(MakeDense("fc2", 200, DenseInit::kHeUniform));
-    layers.push_back(MakeRelu("relu2"));
-    layers.push_back(MakeDense("fc3", num_classes, DenseInit::kLeCunUniform));
-  }
-  return layers;
-}
-
-}  // namespace
-
-std::vector<std::string> BuiltinModelNames() { return {"logreg", "mlp"}; }
+std::vector<std::string> BuiltinModelNames() { return {"logreg", "mlp", "cnn", "charlm"}; }
 
 Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec) {
+  // A sequence model with its own shapes (model.h): input_size and num_classes do not apply.
+  if (spec.name == "charlm") return CreateCharLm(CharLmConfig{});
   if (spec.input_size == 0 || spec.num_classes == 0 || spec.num_classes > 256) {
     return InvalidArgumentError(
         "model '" + spec.name + "' needs input_size > 0 and num_classes in [1, 256], got " +
         std::to_string(spec.input_size) + " and " + std::to_string(spec.num_classes));
   }
-  std::vector<std::unique_ptr<Layer>> layers = BuiltinLayers(spec.name, spec.num_classes);
-  if (layers.empty()) {
+  // logreg, mlp and cnn are model files compiled into the library (models/builtin/).
+  const Result<std::string_view> builtin = BuiltinModelFile(spec.name);
+  if (!builtin.ok() && !IsModelFilePath(spec.name)) {
     const std::vector<std::string> names = BuiltinModelNames();
     return InvalidArgumentError("unknown model '" + spec.name + "'" + DidYouMean(spec.name, names) +
-                                "; known models: " + JoinNames(names));
+                                "; known models: " + JoinNames(names) +
+                                ", or the path of a model file ending in .toml");
   }
   EDGEFL_ASSIGN_OR_RETURN(
       std::unique_ptr<SequentialModel> model,
-      SequentialModel::Create(spec.name, Shape{static_cast<int64_t>(spec.input_size)},
-                              spec.num_classes, std::move(layers)));
+      builtin.ok() ? CreateModelFromToml(*builtin, "builtin/" + spec.name + ".toml", spec)
+                   : LoadModelFile(spec.name, spec));
   return std::unique_ptr<Model>(std::move(model));
 }
 

@@ -1,6 +1,7 @@
 #include "edgefl/models/training.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -28,13 +29,14 @@ Scratch& ThreadScratch() {
 void Gather(const Dataset& data, std::span<const uint32_t> indices, std::vector<float>& inputs,
             std::vector<uint8_t>& labels) {
   const size_t size = data.example_size;
+  const size_t targets = data.targets_per_example;
   if (inputs.size() < indices.size() * size) inputs.resize(indices.size() * size);
-  if (labels.size() < indices.size()) labels.resize(indices.size());
+  if (labels.size() < indices.size() * targets) labels.resize(indices.size() * targets);
   for (size_t i = 0; i < indices.size(); ++i) {
     const size_t example = indices[i];
     std::memcpy(inputs.data() + i * size, data.features.data() + example * size,
                 size * sizeof(float));
-    labels[i] = data.labels[example];
+    std::memcpy(labels.data() + i * targets, data.labels.data() + example * targets, targets);
   }
 }
 
@@ -42,14 +44,14 @@ void CheckCompatible(const Model& model, const Dataset& data) {
   EDGEFL_CHECK_EQ(data.example_size, model.input_size()) << "dataset " << data.name;
   EDGEFL_CHECK_LE(data.num_classes, model.num_classes()) << "dataset " << data.name;
   EDGEFL_CHECK_EQ(data.features.size(), data.num_examples * data.example_size);
-  EDGEFL_CHECK_EQ(data.labels.size(), data.num_examples);
+  EDGEFL_CHECK_EQ(data.targets_per_example, model.targets_per_example()) << "dataset " << data.name;
+  EDGEFL_CHECK_EQ(data.labels.size(), data.num_examples * data.targets_per_example);
 }
 
-}  // namespace
-
-TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
-                           std::span<const uint32_t> indices, const TrainingOptions& options,
-                           Rng& rng) {
+template <typename Optimizer>
+TrainingResult TrainEpochsWith(Model& model, Optimizer& optimizer, const Dataset& data,
+                               std::span<const uint32_t> indices, const TrainingOptions& options,
+                               Rng& rng) {
   EDGEFL_CHECK(options.batch_size > 0);
   CheckCompatible(model, data);
   TrainingResult result;
@@ -69,7 +71,8 @@ TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
              scratch.inputs, scratch.labels);
       const Batch batch{
           .inputs = std::span<const float>(scratch.inputs).first(batch_size * data.example_size),
-          .labels = std::span<const uint8_t>(scratch.labels).first(batch_size),
+          .labels = std::span<const uint8_t>(scratch.labels)
+                        .first(batch_size * data.targets_per_example),
           .batch_size = batch_size};
       loss_sum += model.ForwardBackward(batch);
       optimizer.Step(model.parameters(), model.gradients());
@@ -82,6 +85,22 @@ TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
   return result;
 }
 
+}  // namespace
+
+TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
+                           std::span<const uint32_t> indices, const TrainingOptions& options,
+                           Rng& rng) {
+  return TrainEpochsWith(model, optimizer, data, indices, options, rng);
+}
+
+TrainingResult TrainEpochs(Model& model, AdamW& optimizer, const Dataset& data,
+                           std::span<const uint32_t> indices, const TrainingOptions& options,
+                           Rng& rng) {
+  return TrainEpochsWith(model, optimizer, data, indices, options, rng);
+}
+
+double Perplexity(double mean_loss) { return std::exp(mean_loss); }
+
 Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t> indices,
                     size_t batch_size) {
   EDGEFL_CHECK(batch_size > 0);
@@ -93,6 +112,7 @@ Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t>
 
   Scratch& scratch = ThreadScratch();
   const size_t num_classes = model.num_classes();
+  const size_t targets = data.targets_per_example;
   double loss_sum = 0.0;
   size_t num_correct = 0;
   for (size_t begin = 0; begin < total; begin += batch_size) {
@@ -103,18 +123,19 @@ Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t>
       // Consecutive examples are already contiguous: no copy.
       inputs = std::span<const float>(data.features)
                    .subspan(begin * data.example_size, n * data.example_size);
-      labels = std::span<const uint8_t>(data.labels).subspan(begin, n);
+      labels = std::span<const uint8_t>(data.labels).subspan(begin * targets, n * targets);
     } else {
       Gather(data, indices.subspan(begin, n), scratch.inputs, scratch.labels);
       inputs = std::span<const float>(scratch.inputs).first(n * data.example_size);
-      labels = std::span<const uint8_t>(scratch.labels).first(n);
+      labels = std::span<const uint8_t>(scratch.labels).first(n * targets);
     }
-    if (scratch.logits.size() < n * num_classes) scratch.logits.resize(n * num_classes);
-    std::span<float> logits = std::span<float>(scratch.logits).first(n * num_classes);
+    const size_t rows = n * targets;
+    if (scratch.logits.size() < rows * num_classes) scratch.logits.resize(rows * num_classes);
+    std::span<float> logits = std::span<float>(scratch.logits).first(rows * num_classes);
     model.Forward(inputs, n, logits);
     loss_sum += static_cast<double>(SoftmaxCrossEntropy(logits, labels, num_classes, {})) *
                 static_cast<double>(n);
-    for (size_t r = 0; r < n; ++r) {
+    for (size_t r = 0; r < rows; ++r) {
       const float* row = logits.data() + r * num_classes;
       const size_t predicted = static_cast<size_t>(std::max_element(row, row + num_classes) - row);
       if (predicted == labels[r]) ++num_correct;
@@ -122,7 +143,8 @@ Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t>
   }
   evaluation.num_examples = total;
   evaluation.loss = loss_sum / static_cast<double>(total);
-  evaluation.accuracy = static_cast<double>(num_correct) / static_cast<double>(total);
+  evaluation.accuracy =
+      static_cast<double>(num_correct) / static_cast<double>(total * targets);
   return evaluation;
 }
 

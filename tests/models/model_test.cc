@@ -48,7 +48,7 @@ TEST_CASE("CreateModel lists the known models for an unknown name") {
   CHECK(status.code() == StatusCode::kInvalidArgument);
   CHECK(status.message().find("did you mean 'mlp'") != std::string::npos);
   CHECK(status.message().find("logreg") != std::string::npos);
-  CHECK(BuiltinModelNames() == std::vector<std::string>{"logreg", "mlp"});
+  CHECK(BuiltinModelNames() == std::vector<std::string>{"logreg", "mlp", "cnn", "charlm"});
 }
 
 TEST_CASE("SequentialModel rejects layers that do not fit together") {

@@ -27,7 +27,10 @@ struct Dataset {
   size_t example_size = 0;           // product of example_shape
   size_t num_classes = 0;
   std::vector<float> features;       // num_examples * example_size
-  std::vector<uint8_t> labels;       // num_examples, each < num_classes
+  std::vector<uint8_t> labels;       // num_examples * targets_per_example, each < num_classes
+  // Labels per example: 1 for classification, T for next-token prediction over T positions
+  // (text_data.h); example i's labels are [i * targets_per_example, (i + 1) * ...).
+  size_t targets_per_example = 1;
 
   std::span<const float> Example(size_t i) const {
     return std::span<const float>(features).subspan(i * example_size, example_size);

@@ -114,6 +114,60 @@ std::unique_ptr<Layer> MakeDense(std::string name, size_t out_features,
 // y = max(x, 0) elementwise; any shape; no parameters.
 std::unique_ptr<Layer> MakeRelu(std::string name);
 
+// Image layers on per-example shapes [channels, height, width] (batched NCHW), in
+// models/src/conv_layers.cc.
+
+// How a Conv2d treats the border: kSame pads (k - 1) / 2 zeros on each side so that the output
+// keeps the input's height and width (odd kernels only), kValid pads nothing (output k - 1
+// smaller).
+enum class ConvPadding { kSame, kValid };
+
+// 2-D convolution (cross-correlation, as in PyTorch), stride 1: [C, H, W] -> [out_channels,
+// H', W'] with "<name>.weight" [out_channels, C, k, k] and "<name>.bias" [out_channels],
+// initialised as Dense with fan_in = C k k. im2col + the dispatched fp32 GEMM, one example at
+// a time. Build fails with kInvalidArgument on an input that is not 3-D, an even kernel with
+// kSame, or an image smaller than the kernel with kValid. Preconditions (checked):
+// out_channels > 0, kernel_size > 0.
+std::unique_ptr<Layer> MakeConv2d(std::string name, size_t out_channels, size_t kernel_size,
+                                  ConvPadding padding = ConvPadding::kSame,
+                                  DenseInit init = DenseInit::kHeUniform);
+
+// Max over non-overlapping pool_size x pool_size windows (stride pool_size): [C, H, W] ->
+// [C, H / pool_size, W / pool_size], remainders dropped. Keeps each output's argmax in its
+// scratch. Build fails with kInvalidArgument on an input that is not 3-D or smaller than one
+// window. Precondition (checked): pool_size > 0.
+std::unique_ptr<Layer> MakeMaxPool2d(std::string name, size_t pool_size = 2);
+
+// Any shape -> [NumElements(shape)], the same values; no parameters.
+std::unique_ptr<Layer> MakeFlatten(std::string name);
+
+// Sequence layers of the byte-level transformer (charlm.h), in models/src/transformer_layers.cc.
+// They take per-example shapes [T] (token ids) or [T, d] and are batched as [batch, T, d].
+
+// Token ids [T] (stored as floats, each an integer in [0, vocab_size); checked) -> [T, dim]:
+// out[t] = token[id_t] + position[t], tensors "<name>.token" [vocab_size, dim] and
+// "<name>.position" [T, dim], initialised U(+-0.02 sqrt(3)) (GPT-2's N(0, 0.02^2) variance). Has
+// no input gradient. Preconditions (checked): vocab_size > 0, dim > 0.
+std::unique_ptr<Layer> MakeEmbedding(std::string name, size_t vocab_size, size_t dim);
+
+// Layer normalisation over the last dimension (eps 1e-5), "<name>.gamma" (init 1) and
+// "<name>.beta" (init 0); any shape with a positive last dimension.
+std::unique_ptr<Layer> MakeLayerNorm(std::string name);
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); any shape.
+std::unique_ptr<Layer> MakeGelu(std::string name);
+
+// [T, in] -> [T, out_features]: the same dense map at every position ("<name>.weight"
+// [out, in], "<name>.bias" [out]), on the dispatched GEMM over all batch * T rows.
+std::unique_ptr<Layer> MakePositionwiseDense(std::string name, size_t out_features,
+                                             DenseInit init = DenseInit::kLeCunUniform);
+
+// [T, d] -> [T, d]: causal multi-head self-attention with a fused QKV projection
+// ("<name>.qkv.weight" [3d, d], "<name>.qkv.bias" [3d]) and an output projection
+// ("<name>.proj.weight" [d, d], "<name>.proj.bias" [d]). Position t attends to positions <= t
+// only. Build fails with kInvalidArgument unless d is a multiple of num_heads.
+std::unique_ptr<Layer> MakeCausalSelfAttention(std::string name, size_t num_heads);
+
 // Mean softmax cross-entropy of `logits` [batch, num_classes] against `labels` [batch],
 // computed stably through log-sum-exp. When `d_logits` is not empty it receives the gradient
 // of the mean loss, (softmax(logits) - onehot(label)) / batch. Preconditions (checked):

@@ -53,3 +53,50 @@ class Sgd {
 };
 
 }  // namespace edgefl::models
+
+namespace edgefl::models {
+
+// AdamW (Loshchilov & Hutter 2019, Algorithm 2): Adam (Kingma & Ba 2015) with bias-corrected
+// moments and weight decay decoupled from the gradient, applied with the same learning rate
+// (PyTorch's torch.optim.AdamW convention: w -= lr * weight_decay * w; no schedule multiplier).
+struct AdamWOptions {
+  float learning_rate = 1e-3f;  // > 0 and finite
+  float beta1 = 0.9f;           // [0, 1); decay of the first moment
+  float beta2 = 0.999f;         // [0, 1); decay of the second moment
+  float epsilon = 1e-8f;        // > 0; added to sqrt(v_hat)
+  float weight_decay = 0.01f;   // >= 0; decoupled: does not enter the moments
+  // kInvalidArgument naming the field and value when out of range.
+  Status Validate() const;
+};
+
+// Owns the two moment buffers (2 * num_parameters floats) and the step count.
+//
+//   AdamW adamw(AdamWOptions{.learning_rate = 3e-4f}, model.num_parameters());
+//   adamw.Step(model.parameters(), model.gradients());
+class AdamW {
+ public:
+  // Precondition (checked): options.Validate() is OK.
+  AdamW(const AdamWOptions& options, size_t num_parameters);
+
+  const AdamWOptions& options() const { return options_; }
+  size_t num_parameters() const { return m_.size(); }
+  // Steps taken since construction or Reset.
+  size_t num_steps() const { return step_; }
+
+  // With t the step count after incrementing:
+  //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+  //   w -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + weight_decay * w).
+  // Preconditions (checked): both spans hold num_parameters() floats.
+  void Step(std::span<float> parameters, std::span<const float> gradients);
+
+  // Zeroes the moments and the step count.
+  void Reset();
+
+ private:
+  AdamWOptions options_;
+  size_t step_ = 0;
+  std::vector<float> m_;
+  std::vector<float> v_;
+};
+
+}  // namespace edgefl::models

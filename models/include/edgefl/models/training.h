@@ -36,15 +36,25 @@ struct TrainingResult {
 TrainingResult TrainEpochs(Model& model, Sgd& optimizer, const Dataset& data,
                            std::span<const uint32_t> indices, const TrainingOptions& options,
                            Rng& rng);
+// The same loop with AdamW steps.
+TrainingResult TrainEpochs(Model& model, AdamW& optimizer, const Dataset& data,
+                           std::span<const uint32_t> indices, const TrainingOptions& options,
+                           Rng& rng);
 
+// For sequence models (targets_per_example > 1) the loss and accuracy are over every target
+// (per-token), each example weighing the same.
 struct Evaluation {
-  double loss = 0.0;      // mean cross-entropy
+  double loss = 0.0;      // mean cross-entropy, in nats
   double accuracy = 0.0;  // fraction of argmax(logits) == label
   size_t num_examples = 0;
 };
 
+// exp(mean cross-entropy in nats): a language model's perplexity (e.g. Perplexity(e.loss)).
+double Perplexity(double mean_loss);
+
 // Evaluates the model's current parameters on every example of `data` (or on `indices` when
-// not empty), in batches of `batch_size`.
+// not empty), in batches of `batch_size`. Both loops check that the dataset's
+// targets_per_example equals the model's.
 Evaluation Evaluate(Model& model, const Dataset& data, std::span<const uint32_t> indices = {},
                     size_t batch_size = 500);
 

@@ -1,0 +1,402 @@
+// Conv2d, MaxPool2d and Flatten on batched NCHW activations (layers.h).
+//
+// Conv2d runs as im2col + the dispatched fp32 GEMM, one example at a time: for example n with
+// input x_n [C, H, W], the column matrix col [C*k*k, Ho*Wo] holds in row (c, ki, kj) and
+// column (oh, ow) the value x_n[c, oh + ki - pad, ow + kj - pad] (0 outside the image), so that
+//   Y_n [out, Ho*Wo]  = W [out, C*k*k] * col                 (NN)
+//   dW [out, C*k*k]  += dY_n * col^T                          (NT, summed over the batch)
+//   dcol [C*k*k, Ho*Wo] = W^T * dY_n, then col2im adds dcol back into dX_n   (TN)
+// The column matrix of one example lives in a per-thread buffer made on first use and grown
+// only when a larger layer comes (conv2 of the cnn: 800 x 196 floats, 627 KB), so a model's
+// scratch does not scale with batch_size * C*k*k*H*W; Backward recomputes it rather than keep
+// it from Forward. The tests check every path against finite differences (conv_layers_test.cc).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "edgefl/common/check.h"
+#include "edgefl/models/kernels.h"
+#include "edgefl/models/layers.h"
+#include "parallel.h"
+
+namespace edgefl::models {
+namespace {
+
+using internal::ForEachChunk;
+using kernels::Transpose;
+
+// The calling thread's GEMM workspace and column buffer; every OpenMP thread that runs a
+// chunk has its own.
+struct ThreadBuffers {
+  std::vector<float> gemm_workspace = std::vector<float>(kernels::kGemmF32WorkspaceFloats);
+  std::vector<float> columns;
+};
+
+ThreadBuffers& Buffers() {
+  thread_local ThreadBuffers buffers;
+  return buffers;
+}
+
+float* ColumnBuffer(size_t floats) {
+  std::vector<float>& columns = Buffers().columns;
+  if (columns.size() < floats) columns.resize(floats);
+  return columns.data();
+}
+
+// Geometry of one Conv2d, fixed at Build. Signed, since padding makes offsets negative.
+struct ConvGeometry {
+  int64_t channels = 0, height = 0, width = 0;  // input
+  int64_t kernel = 0, pad = 0;
+  int64_t out_height = 0, out_width = 0;
+
+  int64_t column_rows() const { return channels * kernel * kernel; }
+  int64_t out_pixels() const { return out_height * out_width; }
+  // For kernel column kj, the output columns [first, last) read inside the image.
+  int64_t FirstInside(int64_t kj) const { return std::clamp<int64_t>(pad - kj, 0, out_width); }
+  int64_t LastInside(int64_t kj) const {
+    return std::clamp<int64_t>(width + pad - kj, FirstInside(kj), out_width);
+  }
+};
+
+// col [C*k*k, Ho*Wo] from x [C, H, W]; see the file comment.
+void Im2Col(const ConvGeometry& g, const float* x, float* col) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ki = 0; ki < g.kernel; ++ki) {
+      for (int64_t kj = 0; kj < g.kernel; ++kj) {
+        float* row = col + ((c * g.kernel + ki) * g.kernel + kj) * g.out_pixels();
+        const int64_t first = g.FirstInside(kj), last = g.LastInside(kj);
+        for (int64_t oh = 0; oh < g.out_height; ++oh) {
+          float* dst = row + oh * g.out_width;
+          const int64_t ih = oh + ki - g.pad;
+          if (ih < 0 || ih >= g.height) {
+            std::fill(dst, dst + g.out_width, 0.0f);
+            continue;
+          }
+          const float* src = x + (c * g.height + ih) * g.width + (kj - g.pad);
+          std::fill(dst, dst + first, 0.0f);
+          std::copy(src + first, src + last, dst + first);
+          std::fill(dst + last, dst + g.out_width, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// dx [C, H, W] = the sum of col's entries over the positions Im2Col read them from.
+void Col2Im(const ConvGeometry& g, const float* col, float* dx) {
+  std::fill(dx, dx + g.channels * g.height * g.width, 0.0f);
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ki = 0; ki < g.kernel; ++ki) {
+      for (int64_t kj = 0; kj < g.kernel; ++kj) {
+        const float* row = col + ((c * g.kernel + ki) * g.kernel + kj) * g.out_pixels();
+        const int64_t first = g.FirstInside(kj), last = g.LastInside(kj);
+        for (int64_t oh = 0; oh < g.out_height; ++oh) {
+          const int64_t ih = oh + ki - g.pad;
+          if (ih < 0 || ih >= g.height) continue;
+          const float* src = row + oh * g.out_width;
+          float* dst = dx + (c * g.height + ih) * g.width + (kj - g.pad);
+          for (int64_t ow = first; ow < last; ++ow) dst[ow] += src[ow];
+        }
+      }
+    }
+  }
+}
+
+Status ShapeError(std::string_view kind, const std::string& name, const Shape& shape,
+                  std::string_view why) {
+  return InvalidArgumentError(std::string(kind) + " layer '" + name + "' cannot take input shape " +
+                              ShapeToString(shape) + ": " + std::string(why));
+}
+
+class Conv2d final : public Layer {
+ public:
+  Conv2d(std::string name, size_t out_channels, size_t kernel_size, ConvPadding padding,
+         DenseInit init)
+      : Layer(std::move(name)),
+        out_(static_cast<int64_t>(out_channels)),
+        padding_(padding),
+        init_(init) {
+    EDGEFL_CHECK(out_channels > 0 && kernel_size > 0)
+        << "conv2d layer " << this->name() << " with no outputs or an empty kernel";
+    g_.kernel = static_cast<int64_t>(kernel_size);
+  }
+
+  std::string_view kind() const override { return "conv2d"; }
+
+  Result<Shape> Build(const Shape& input_shape) override {
+    if (input_shape.size() != 3) {
+      return ShapeError(kind(), name(), input_shape,
+                        "expected [channels, height, width] (a flat input needs an input_shape "
+                        "such as [1, 28, 28])");
+    }
+    if (*std::min_element(input_shape.begin(), input_shape.end()) <= 0) {
+      return ShapeError(kind(), name(), input_shape, "empty dimension");
+    }
+    g_.channels = input_shape[0];
+    g_.height = input_shape[1];
+    g_.width = input_shape[2];
+    if (padding_ == ConvPadding::kSame) {
+      if (g_.kernel % 2 == 0) {
+        return ShapeError(kind(), name(), input_shape,
+                          "'same' padding needs an odd kernel, got " + std::to_string(g_.kernel));
+      }
+      g_.pad = (g_.kernel - 1) / 2;
+    } else {
+      g_.pad = 0;
+      if (g_.height < g_.kernel || g_.width < g_.kernel) {
+        return ShapeError(kind(), name(), input_shape,
+                          "'valid' padding needs an image at least as large as the kernel " +
+                              std::to_string(g_.kernel));
+      }
+    }
+    g_.out_height = g_.height + 2 * g_.pad - g_.kernel + 1;
+    g_.out_width = g_.width + 2 * g_.pad - g_.kernel + 1;
+    return Shape{out_, g_.out_height, g_.out_width};
+  }
+
+  void RegisterParameters(ParameterLayout& layout) override {
+    weight_offset_ = layout.Add(name() + ".weight", {out_, g_.channels, g_.kernel, g_.kernel});
+    bias_offset_ = layout.Add(name() + ".bias", {out_});
+  }
+
+  // As Dense (layers.h, DenseInit) with fan_in = C * k * k.
+  void InitializeParameters(std::span<float> parameters, Rng& rng) const override {
+    const double gain_squared = init_ == DenseInit::kHeUniform ? 6.0 : 3.0;
+    const double bound = std::sqrt(gain_squared / static_cast<double>(g_.column_rows()));
+    std::span<float> weight = parameters.subspan(weight_offset_, WeightSize());
+    for (float& w : weight) w = static_cast<float>((2.0 * rng.Uniform01() - 1.0) * bound);
+    std::span<float> bias = parameters.subspan(bias_offset_, static_cast<size_t>(out_));
+    std::fill(bias.begin(), bias.end(), 0.0f);
+  }
+
+  // Split over examples.
+  void Forward(const PassContext& pass, std::span<const float> in, std::span<float> out,
+               std::span<float> scratch) const override {
+    const size_t batch = pass.batch_size;
+    EDGEFL_CHECK(in.size() == batch * InSize() && out.size() == batch * OutSize()) << name();
+    const kernels::GemmF32Fn gemm = kernels::Kernels().gemm_f32;
+    const float* weight = pass.parameters.data() + weight_offset_;
+    const float* bias = pass.parameters.data() + bias_offset_;
+    const auto rows = static_cast<size_t>(g_.column_rows());
+    const auto pixels = static_cast<size_t>(g_.out_pixels());
+    ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
+      float* col = IsPointwise() ? nullptr : ColumnBuffer(rows * pixels);
+      float* workspace = Buffers().gemm_workspace.data();
+      for (size_t n = begin; n < end; ++n) {
+        const float* x = in.data() + n * InSize();
+        if (!IsPointwise()) Im2Col(g_, x, col);
+        float* y = out.data() + n * OutSize();
+        for (int64_t o = 0; o < out_; ++o) {
+          std::fill(y + static_cast<size_t>(o) * pixels, y + static_cast<size_t>(o + 1) * pixels,
+                    bias[o]);
+        }
+        gemm(Transpose::kNo, Transpose::kNo, static_cast<size_t>(out_), pixels, rows, 1.0f, weight,
+             rows, IsPointwise() ? x : col, pixels, 1.0f, y, pixels, workspace);
+      }
+    });
+  }
+
+  void Backward(const PassContext& pass, std::span<const float> in, std::span<const float> out,
+                std::span<const float> d_out, std::span<float> d_in,
+                std::span<float> scratch) const override {
+    const size_t batch = pass.batch_size;
+    EDGEFL_CHECK(in.size() == batch * InSize() && d_out.size() == batch * OutSize()) << name();
+    EDGEFL_CHECK(d_in.empty() || d_in.size() == batch * InSize()) << name();
+    const kernels::GemmF32Fn gemm = kernels::Kernels().gemm_f32;
+    const float* weight = pass.parameters.data() + weight_offset_;
+    float* d_weight = pass.gradients.data() + weight_offset_;
+    float* d_bias = pass.gradients.data() + bias_offset_;
+    const auto rows = static_cast<size_t>(g_.column_rows());
+    const auto pixels = static_cast<size_t>(g_.out_pixels());
+
+    // db[o] = sum over examples and pixels of dY[n, o, :].
+    std::fill(d_bias, d_bias + out_, 0.0f);
+    for (size_t n = 0; n < batch; ++n) {
+      for (int64_t o = 0; o < out_; ++o) {
+        const float* dy = d_out.data() + n * OutSize() + static_cast<size_t>(o) * pixels;
+        float sum = 0.0f;
+        for (size_t p = 0; p < pixels; ++p) sum += dy[p];
+        d_bias[o] += sum;
+      }
+    }
+    // dW = sum_n dY_n col_n^T, split over output channels so that no two threads write the
+    // same rows; each thread builds every example's columns itself.
+    ForEachChunk(static_cast<size_t>(out_), pass.parallel, [&](size_t begin, size_t end) {
+      float* col = IsPointwise() ? nullptr : ColumnBuffer(rows * pixels);
+      float* workspace = Buffers().gemm_workspace.data();
+      for (size_t n = 0; n < batch; ++n) {
+        const float* x = in.data() + n * InSize();
+        if (!IsPointwise()) Im2Col(g_, x, col);
+        gemm(Transpose::kNo, Transpose::kYes, end - begin, rows, pixels, 1.0f,
+             d_out.data() + n * OutSize() + begin * pixels, pixels, IsPointwise() ? x : col, pixels,
+             n == 0 ? 0.0f : 1.0f, d_weight + begin * rows, rows, workspace);
+      }
+    });
+    // dX_n = col2im(W^T dY_n), split over examples.
+    if (d_in.empty()) return;
+    ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
+      float* d_col = ColumnBuffer(rows * pixels);
+      float* workspace = Buffers().gemm_workspace.data();
+      for (size_t n = begin; n < end; ++n) {
+        float* dx = d_in.data() + n * InSize();
+        gemm(Transpose::kYes, Transpose::kNo, rows, pixels, static_cast<size_t>(out_), 1.0f, weight,
+             rows, d_out.data() + n * OutSize(), pixels, 0.0f, IsPointwise() ? dx : d_col, pixels,
+             workspace);
+        if (!IsPointwise()) Col2Im(g_, d_col, dx);
+      }
+    });
+  }
+
+ private:
+  // A 1x1 kernel without padding reads the input as its own column matrix.
+  bool IsPointwise() const { return g_.kernel == 1 && g_.pad == 0; }
+  size_t InSize() const { return static_cast<size_t>(g_.channels * g_.height * g_.width); }
+  size_t OutSize() const { return static_cast<size_t>(out_ * g_.out_pixels()); }
+  size_t WeightSize() const { return static_cast<size_t>(out_ * g_.column_rows()); }
+
+  int64_t out_;
+  ConvPadding padding_;
+  DenseInit init_;
+  ConvGeometry g_;
+  size_t weight_offset_ = 0;
+  size_t bias_offset_ = 0;
+};
+
+// Non-overlapping max over size x size windows (stride = size); rows and columns past the
+// last whole window are dropped, as PyTorch's MaxPool2d does by default. The scratch keeps,
+// for every output, the index of its maximum within the example's input, as a float: exact
+// since Build caps the input at 2^24 values.
+class MaxPool2d final : public Layer {
+ public:
+  MaxPool2d(std::string name, size_t pool_size)
+      : Layer(std::move(name)), size_(static_cast<int64_t>(pool_size)) {
+    EDGEFL_CHECK(pool_size > 0) << "max-pool layer " << this->name() << " with window 0";
+  }
+
+  std::string_view kind() const override { return "maxpool2d"; }
+
+  Result<Shape> Build(const Shape& input_shape) override {
+    if (input_shape.size() != 3) {
+      return ShapeError(kind(), name(), input_shape, "expected [channels, height, width]");
+    }
+    if (input_shape[0] <= 0 || input_shape[1] < size_ || input_shape[2] < size_) {
+      return ShapeError(
+          kind(), name(), input_shape,
+          "smaller than one " + std::to_string(size_) + "x" + std::to_string(size_) + " window");
+    }
+    if (NumElements(input_shape) > (size_t{1} << 24)) {
+      return ShapeError(kind(), name(), input_shape, "more than 2^24 values per example");
+    }
+    channels_ = input_shape[0];
+    height_ = input_shape[1];
+    width_ = input_shape[2];
+    out_height_ = height_ / size_;
+    out_width_ = width_ / size_;
+    return Shape{channels_, out_height_, out_width_};
+  }
+
+  size_t scratch_per_example() const override { return OutSize(); }
+
+  void Forward(const PassContext& pass, std::span<const float> in, std::span<float> out,
+               std::span<float> scratch) const override {
+    const size_t batch = pass.batch_size;
+    EDGEFL_CHECK(in.size() == batch * InSize() && out.size() == batch * OutSize() &&
+                 scratch.size() == batch * OutSize())
+        << name();
+    for (size_t n = 0; n < batch; ++n) {
+      const float* x = in.data() + n * InSize();
+      float* y = out.data() + n * OutSize();
+      float* argmax = scratch.data() + n * OutSize();
+      for (int64_t c = 0; c < channels_; ++c) {
+        for (int64_t oh = 0; oh < out_height_; ++oh) {
+          for (int64_t ow = 0; ow < out_width_; ++ow) {
+            int64_t best = (c * height_ + oh * size_) * width_ + ow * size_;
+            for (int64_t di = 0; di < size_; ++di) {
+              const int64_t row = (c * height_ + oh * size_ + di) * width_ + ow * size_;
+              for (int64_t dj = 0; dj < size_; ++dj) {
+                if (x[row + dj] > x[best]) best = row + dj;
+              }
+            }
+            const int64_t o = (c * out_height_ + oh) * out_width_ + ow;
+            y[o] = x[best];
+            argmax[o] = static_cast<float>(best);
+          }
+        }
+      }
+    }
+  }
+
+  // dL/dx is dL/dy at each window's maximum (the first one on ties) and 0 elsewhere.
+  void Backward(const PassContext& pass, std::span<const float> in, std::span<const float> out,
+                std::span<const float> d_out, std::span<float> d_in,
+                std::span<float> scratch) const override {
+    if (d_in.empty()) return;
+    const size_t batch = pass.batch_size;
+    EDGEFL_CHECK(d_in.size() == batch * InSize() && d_out.size() == batch * OutSize()) << name();
+    std::fill(d_in.begin(), d_in.end(), 0.0f);
+    for (size_t n = 0; n < batch; ++n) {
+      const float* dy = d_out.data() + n * OutSize();
+      const float* argmax = scratch.data() + n * OutSize();
+      float* dx = d_in.data() + n * InSize();
+      for (size_t o = 0; o < OutSize(); ++o) dx[static_cast<size_t>(argmax[o])] += dy[o];
+    }
+  }
+
+ private:
+  size_t InSize() const { return static_cast<size_t>(channels_ * height_ * width_); }
+  size_t OutSize() const { return static_cast<size_t>(channels_ * out_height_ * out_width_); }
+
+  int64_t size_;
+  int64_t channels_ = 0, height_ = 0, width_ = 0;
+  int64_t out_height_ = 0, out_width_ = 0;
+};
+
+// [C, H, W] -> [C*H*W]: the same floats, copied, since each layer writes its own buffer.
+class Flatten final : public Layer {
+ public:
+  using Layer::Layer;
+
+  std::string_view kind() const override { return "flatten"; }
+
+  Result<Shape> Build(const Shape& input_shape) override {
+    size_ = NumElements(input_shape);
+    if (size_ == 0) return ShapeError(kind(), name(), input_shape, "empty dimension");
+    return Shape{static_cast<int64_t>(size_)};
+  }
+
+  void Forward(const PassContext& pass, std::span<const float> in, std::span<float> out,
+               std::span<float> scratch) const override {
+    EDGEFL_CHECK(in.size() == pass.batch_size * size_ && out.size() == in.size()) << name();
+    std::copy(in.begin(), in.end(), out.begin());
+  }
+
+  void Backward(const PassContext& pass, std::span<const float> in, std::span<const float> out,
+                std::span<const float> d_out, std::span<float> d_in,
+                std::span<float> scratch) const override {
+    if (d_in.empty()) return;
+    EDGEFL_CHECK(d_out.size() == d_in.size() && d_in.size() == pass.batch_size * size_) << name();
+    std::copy(d_out.begin(), d_out.end(), d_in.begin());
+  }
+
+ private:
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> MakeConv2d(std::string name, size_t out_channels, size_t kernel_size,
+                                  ConvPadding padding, DenseInit init) {
+  return std::make_unique<Conv2d>(std::move(name), out_channels, kernel_size, padding, init);
+}
+
+std::unique_ptr<Layer> MakeMaxPool2d(std::string name, size_t pool_size) {
+  return std::make_unique<MaxPool2d>(std::move(name), pool_size);
+}
+
+std::unique_ptr<Layer> MakeFlatten(std::string name) {
+  return std::make_unique<Flatten>(std::move(name));
+}
+
+}  // namespace edgefl::models

@@ -1,0 +1,395 @@
+// Conv2d, MaxPool2d and Flatten: forward against a direct convolution, finite-difference checks
+// of every Backward, a tiny CNN end to end, and the shape and parameter count of the built-in
+// "cnn" (McMahan et al. 2017).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "edgefl/common/random.h"
+#include "edgefl/models/layers.h"
+#include "edgefl/models/model.h"
+#include "edgefl/models/sequential.h"
+#include "edgefl/models/threading.h"
+
+namespace edgefl::models {
+namespace {
+
+// Central differences in float32 with the step and tolerances of layers_test.cc, whose comment
+// derives them: h = 1e-2, relative error below 1e-2 with gradients under kFloor judged to 1e-4
+// absolute.
+constexpr float kStep = 1e-2f;
+constexpr double kRelativeTolerance = 1e-2;
+constexpr double kFloor = 1e-2;
+// A conv output is a sum of C k k products of values in [-1, 1] (27 here) accumulated in float
+// by the GEMM in some order; against a double-precision direct sum that leaves ~27 * 2^-24 *
+// 27 ~ 5e-5 of rounding at most.
+constexpr double kConvForwardTolerance = 1e-4;
+
+double RelativeError(double analytic, double numeric) {
+  return std::abs(analytic - numeric) / std::max(std::abs(analytic) + std::abs(numeric), kFloor);
+}
+
+std::vector<float> Uniform(size_t n, Rng& rng, float low, float high) {
+  std::vector<float> v(n);
+  for (float& x : v) x = low + (high - low) * static_cast<float>(rng.Uniform01());
+  return v;
+}
+
+// n distinct values at least 0.05 apart (a shuffled ramp), so that a step of kStep never
+// changes which value of a pooling window is the largest.
+std::vector<float> Separated(size_t n, Rng& rng) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 0.05f * static_cast<float>(i) - 0.025f * n;
+  rng.Shuffle(std::span<float>(v));
+  return v;
+}
+
+struct Built {
+  Shape output_shape;
+  ParameterLayout layout;
+};
+
+Built Build(Layer& layer, const Shape& input_shape) {
+  Result<Shape> output_shape = layer.Build(input_shape);
+  REQUIRE_MESSAGE(output_shape.ok(), output_shape.status().ToString());
+  Built built{.output_shape = *output_shape, .layout = {}};
+  layer.RegisterParameters(built.layout);
+  return built;
+}
+
+// Checks layer.Backward against central differences of L = sum_i r_i * out_i (r random), for
+// every parameter and every input value.
+void CheckLayerGradients(Layer& layer, const Shape& input_shape, size_t batch,
+                         std::vector<float> inputs, Rng& rng) {
+  const Built built = Build(layer, input_shape);
+  const size_t out_size = NumElements(built.output_shape);
+  REQUIRE(inputs.size() == batch * NumElements(input_shape));
+  std::vector<float> parameters = Uniform(built.layout.size(), rng, -0.5f, 0.5f);
+  std::vector<float> gradients(built.layout.size(), 0.0f);
+  const std::vector<float> r = Uniform(batch * out_size, rng, -1.0f, 1.0f);
+  std::vector<float> out(batch * out_size);
+  std::vector<float> scratch(batch * layer.scratch_per_example());
+
+  auto loss = [&] {
+    const PassContext pass{
+        .batch_size = batch, .parameters = parameters, .gradients = {}, .parallel = false};
+    layer.Forward(pass, inputs, out, scratch);
+    double l = 0.0;
+    for (size_t i = 0; i < out.size(); ++i) l += static_cast<double>(r[i]) * out[i];
+    return l;
+  };
+  loss();
+  std::vector<float> d_in(inputs.size(), 123.0f);  // Backward must overwrite, not accumulate
+  std::fill(gradients.begin(), gradients.end(), 123.0f);
+  const PassContext pass{
+      .batch_size = batch, .parameters = parameters, .gradients = gradients, .parallel = false};
+  layer.Backward(pass, inputs, out, r, d_in, scratch);
+
+  auto check = [&](std::vector<float>& values, const std::vector<float>& analytic,
+                   const char* what) {
+    double worst = 0.0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const float saved = values[i];
+      values[i] = saved + kStep;
+      const double plus = loss();
+      values[i] = saved - kStep;
+      const double minus = loss();
+      values[i] = saved;
+      worst = std::max(worst, RelativeError(analytic[i], (plus - minus) / (2.0 * kStep)));
+    }
+    CAPTURE(what);
+    CHECK(worst < kRelativeTolerance);
+  };
+  check(parameters, gradients, "parameters");
+  check(inputs, d_in, "inputs");
+}
+
+TEST_CASE("Conv2d's gradients match finite differences with 'same' and 'valid' padding") {
+  for (ConvPadding padding : {ConvPadding::kSame, ConvPadding::kValid}) {
+    CAPTURE(padding == ConvPadding::kSame);
+    Rng rng(padding == ConvPadding::kSame ? 1 : 2);
+    std::unique_ptr<Layer> conv = MakeConv2d("conv", 4, 3, padding);
+    CheckLayerGradients(*conv, {3, 6, 6}, 2, Uniform(2 * 3 * 6 * 6, rng, -1.0f, 1.0f), rng);
+  }
+  SUBCASE("and with a 1x1 kernel, which skips im2col") {
+    Rng rng(3);
+    std::unique_ptr<Layer> conv = MakeConv2d("conv", 2, 1, ConvPadding::kValid);
+    CheckLayerGradients(*conv, {3, 2, 5}, 2, Uniform(2 * 3 * 2 * 5, rng, -1.0f, 1.0f), rng);
+  }
+}
+
+TEST_CASE("Conv2d's forward pass equals a direct convolution with zero padding") {
+  Rng rng(4);
+  const int64_t batch = 2, channels = 3, height = 6, width = 5, out_channels = 4, k = 3;
+  for (ConvPadding padding : {ConvPadding::kSame, ConvPadding::kValid}) {
+    std::unique_ptr<Layer> conv = MakeConv2d("conv", out_channels, k, padding);
+    const Built built = Build(*conv, {channels, height, width});
+    const int64_t pad = padding == ConvPadding::kSame ? 1 : 0;
+    const int64_t out_h = height + 2 * pad - k + 1, out_w = width + 2 * pad - k + 1;
+    CHECK(built.output_shape == Shape{out_channels, out_h, out_w});
+    CHECK(built.layout.Find("conv.weight")->shape == Shape{out_channels, channels, k, k});
+    const std::vector<float> parameters = Uniform(built.layout.size(), rng, -1.0f, 1.0f);
+    const std::vector<float> x = Uniform(batch * channels * height * width, rng, -1.0f, 1.0f);
+    std::vector<float> y(batch * out_channels * out_h * out_w);
+    conv->Forward({.batch_size = 2, .parameters = parameters, .gradients = {}, .parallel = false},
+                  x, y, {});
+    const float* w = parameters.data() + built.layout.Find("conv.weight")->offset;
+    const float* b = parameters.data() + built.layout.Find("conv.bias")->offset;
+    double worst = 0.0;
+    for (int64_t n = 0; n < batch; ++n) {
+      for (int64_t o = 0; o < out_channels; ++o) {
+        for (int64_t i = 0; i < out_h; ++i) {
+          for (int64_t j = 0; j < out_w; ++j) {
+            double sum = b[o];
+            for (int64_t c = 0; c < channels; ++c) {
+              for (int64_t ki = 0; ki < k; ++ki) {
+                for (int64_t kj = 0; kj < k; ++kj) {
+                  const int64_t r = i + ki - pad, s = j + kj - pad;
+                  if (r < 0 || r >= height || s < 0 || s >= width) continue;
+                  sum += static_cast<double>(w[((o * channels + c) * k + ki) * k + kj]) *
+                         x[((n * channels + c) * height + r) * width + s];
+                }
+              }
+            }
+            const double got = y[((n * out_channels + o) * out_h + i) * out_w + j];
+            worst = std::max(worst, std::abs(got - sum));
+          }
+        }
+      }
+    }
+    CHECK(worst < kConvForwardTolerance);
+  }
+}
+
+TEST_CASE("Conv2d, MaxPool2d and Flatten reject input shapes they cannot take") {
+  SUBCASE("a conv on a flat input") {
+    const Status status = MakeConv2d("conv1", 4, 3)->Build({784}).status();
+    CHECK(status.code() == StatusCode::kInvalidArgument);
+    CHECK(status.message().find("'conv1'") != std::string::npos);
+    CHECK(status.message().find("[784]") != std::string::npos);
+  }
+  SUBCASE("an even kernel with 'same' padding") {
+    CHECK(MakeConv2d("conv", 4, 4)->Build({1, 8, 8}).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK(MakeConv2d("conv", 4, 4, ConvPadding::kValid)->Build({1, 8, 8}).ok());
+  }
+  SUBCASE("an image smaller than a 'valid' kernel or a pooling window") {
+    CHECK(MakeConv2d("conv", 4, 5, ConvPadding::kValid)->Build({1, 4, 8}).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK(MakeMaxPool2d("pool", 2)->Build({3, 1, 8}).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK(MakeMaxPool2d("pool", 2)->Build({12}).status().code() == StatusCode::kInvalidArgument);
+  }
+  SUBCASE("flatten takes anything non-empty") {
+    CHECK(*MakeFlatten("flatten")->Build({2, 3, 4}) == Shape{24});
+    CHECK(*MakeFlatten("flatten")->Build({5}) == Shape{5});
+  }
+}
+
+TEST_CASE("MaxPool2d keeps the largest value of each window and routes its gradient there") {
+  std::unique_ptr<Layer> pool = MakeMaxPool2d("pool", 2);
+  // One 1x3x5 image: the last row and column fall outside every whole window.
+  const Built built = Build(*pool, {1, 3, 5});
+  CHECK(built.output_shape == Shape{1, 1, 2});
+  const std::vector<float> x = {1,  9,  2,  3,  50,  //
+                                4,  5,  8,  7,  60,  //
+                                70, 80, 90, 99, 100};
+  std::vector<float> y(2), scratch(pool->scratch_per_example());
+  const PassContext pass{.batch_size = 1, .parameters = {}, .gradients = {}, .parallel = false};
+  pool->Forward(pass, x, y, scratch);
+  CHECK(y == std::vector<float>{9, 8});
+  std::vector<float> d_in(x.size(), 7.0f);
+  pool->Backward(pass, x, y, std::vector<float>{0.5f, -2.0f}, d_in, scratch);
+  std::vector<float> expected(x.size(), 0.0f);
+  expected[1] = 0.5f;
+  expected[7] = -2.0f;
+  CHECK(d_in == expected);
+}
+
+TEST_CASE("MaxPool2d's and Flatten's gradients match finite differences") {
+  Rng rng(5);
+  std::unique_ptr<Layer> pool = MakeMaxPool2d("pool", 2);
+  CheckLayerGradients(*pool, {2, 5, 4}, 3, Separated(3 * 2 * 5 * 4, rng), rng);
+  std::unique_ptr<Layer> flatten = MakeFlatten("flatten");
+  CheckLayerGradients(*flatten, {2, 3, 2}, 2, Uniform(2 * 12, rng, -1.0f, 1.0f), rng);
+}
+
+TEST_CASE("Conv2d gives the same outputs and gradients split over threads as on one") {
+  const int saved_threads = NumThreads();
+  SetNumThreads(2);
+  Rng rng(6);
+  std::unique_ptr<Layer> conv = MakeConv2d("conv", 5, 3);
+  const Built built = Build(*conv, {2, 7, 7});
+  const size_t batch = 5, in_size = 2 * 7 * 7, out_size = 5 * 7 * 7;
+  const std::vector<float> parameters = Uniform(built.layout.size(), rng, -1.0f, 1.0f);
+  const std::vector<float> x = Uniform(batch * in_size, rng, -1.0f, 1.0f);
+  const std::vector<float> d_out = Uniform(batch * out_size, rng, -1.0f, 1.0f);
+  struct Pass {
+    std::vector<float> y, gradients, d_in;
+  };
+  auto run = [&](bool parallel) {
+    Pass result{std::vector<float>(batch * out_size), std::vector<float>(parameters.size()),
+                std::vector<float>(batch * in_size)};
+    const PassContext pass{.batch_size = batch,
+                           .parameters = parameters,
+                           .gradients = result.gradients,
+                           .parallel = parallel};
+    conv->Forward(pass, x, result.y, {});
+    conv->Backward(pass, x, result.y, d_out, result.d_in, {});
+    return result;
+  };
+  const Pass serial = run(false);
+  const Pass threaded = run(true);
+  // Outputs and input gradients are per-example GEMMs of the same shapes, whatever thread runs
+  // them: identical bits. The weight gradient is split over output channels, so its GEMMs
+  // have fewer rows and may take another kernel path: equal up to the rounding of a sum of
+  // batch * 49 = 245 products of values below 1 (typically ~1e-5 for values of a few units).
+  CHECK(serial.y == threaded.y);
+  CHECK(serial.d_in == threaded.d_in);
+  for (size_t i = 0; i < serial.gradients.size(); ++i) {
+    CHECK(serial.gradients[i] == doctest::Approx(threaded.gradients[i]).epsilon(1e-4).scale(1));
+  }
+  SetNumThreads(saved_threads);
+}
+
+// The loss is piecewise smooth: it has a kink wherever a ReLU's input crosses 0 or a max-pool
+// window changes its argmax, and a conv net has so many of them that most steps of kStep on a
+// first-layer weight cross one. So the check differences the loss with every ReLU mask and
+// every argmax frozen as the unperturbed pass left them: the smooth piece the point lies on,
+// whose derivative is exactly what backpropagation computes. (ReLU's and MaxPool2d's own
+// Backward are checked alone above.)
+struct FrozenPattern {
+  std::vector<std::vector<float>> relu_masks;  // per layer: 1 where the input was > 0
+  std::vector<std::vector<float>> argmaxes;    // per layer: the max-pool's scratch
+};
+
+// Runs the model layer by layer; with `frozen` empty, records the pattern into it, else applies
+// it. Returns the mean cross-entropy in double.
+double LayerwiseLoss(const SequentialModel& model, const std::vector<float>& inputs,
+                     const std::vector<uint8_t>& labels, FrozenPattern& frozen, bool record) {
+  const size_t batch = labels.size();
+  if (record) {
+    frozen.relu_masks.assign(model.num_layers(), {});
+    frozen.argmaxes.assign(model.num_layers(), {});
+  }
+  std::vector<float> in = inputs, out, scratch;
+  for (size_t i = 0; i < model.num_layers(); ++i) {
+    const Layer& layer = model.layer(i);
+    out.resize(batch * NumElements(model.output_shape(i)));
+    scratch.resize(batch * layer.scratch_per_example());
+    const PassContext pass{
+        .batch_size = batch, .parameters = model.parameters(), .gradients = {}, .parallel = false};
+    if (!record && layer.kind() == "relu") {
+      for (size_t j = 0; j < in.size(); ++j) out[j] = in[j] * frozen.relu_masks[i][j];
+    } else if (!record && layer.kind() == "maxpool2d") {
+      const size_t in_size = in.size() / batch, out_size = out.size() / batch;
+      for (size_t j = 0; j < out.size(); ++j) {
+        out[j] = in[(j / out_size) * in_size + static_cast<size_t>(frozen.argmaxes[i][j])];
+      }
+    } else {
+      layer.Forward(pass, in, out, scratch);
+    }
+    if (record && layer.kind() == "relu") {
+      for (float x : in) frozen.relu_masks[i].push_back(x > 0.0f ? 1.0f : 0.0f);
+    }
+    if (record && layer.kind() == "maxpool2d") frozen.argmaxes[i] = scratch;
+    in.swap(out);
+  }
+  const size_t classes = model.num_classes();
+  double total = 0.0;
+  for (size_t r = 0; r < batch; ++r) {
+    const float* z = in.data() + r * classes;
+    const double m = *std::max_element(z, z + classes);
+    double sum = 0.0;
+    for (size_t j = 0; j < classes; ++j) sum += std::exp(z[j] - m);
+    total += m + std::log(sum) - z[labels[r]];
+  }
+  return total / static_cast<double>(batch);
+}
+
+TEST_CASE("A tiny CNN's ForwardBackward matches finite differences on every parameter") {
+  std::vector<std::unique_ptr<Layer>> layers;
+  layers.push_back(MakeConv2d("conv1", 3, 3, ConvPadding::kSame));
+  layers.push_back(MakeRelu("relu1"));
+  layers.push_back(MakeMaxPool2d("pool1", 2));
+  layers.push_back(MakeConv2d("conv2", 4, 3, ConvPadding::kValid));
+  layers.push_back(MakeRelu("relu2"));
+  layers.push_back(MakeFlatten("flatten1"));
+  layers.push_back(MakeDense("fc1", 6, DenseInit::kHeUniform));
+  layers.push_back(MakeRelu("relu3"));
+  layers.push_back(MakeDense("fc2", 3));
+  // 2x8x8 -> conv1 3x8x8 -> pool 3x4x4 -> conv2 4x2x2 -> 16 -> 6 -> 3.
+  Result<std::unique_ptr<SequentialModel>> created =
+      SequentialModel::Create("tiny_cnn", {2, 8, 8}, 3, std::move(layers));
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  SequentialModel& model = **created;
+  CHECK(model.num_parameters() == (3 * 2 * 9 + 3) + (4 * 3 * 9 + 4) + (16 * 6 + 6) + (6 * 3 + 3));
+  model.InitializeParameters(11);
+  Rng rng(7);
+  for (float& w : model.parameters()) w += static_cast<float>(0.2 * (rng.Uniform01() - 0.5));
+  const std::vector<float> inputs = Uniform(3 * 2 * 8 * 8, rng, -1.0f, 1.0f);
+  const std::vector<uint8_t> labels = {0, 2, 1};
+
+  const float loss =
+      model.ForwardBackward(Batch{.inputs = inputs, .labels = labels, .batch_size = 3});
+  FrozenPattern frozen;
+  CHECK(loss == doctest::Approx(LayerwiseLoss(model, inputs, labels, frozen, true)).epsilon(1e-5));
+  CHECK(loss == doctest::Approx(LayerwiseLoss(model, inputs, labels, frozen, false)).epsilon(1e-5));
+  const std::vector<float> analytic(model.gradients().begin(), model.gradients().end());
+  std::span<float> parameters = model.parameters();
+  double worst = 0.0;
+  size_t worst_index = 0;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const float saved = parameters[i];
+    parameters[i] = saved + kStep;
+    const double plus = LayerwiseLoss(model, inputs, labels, frozen, false);
+    parameters[i] = saved - kStep;
+    const double minus = LayerwiseLoss(model, inputs, labels, frozen, false);
+    parameters[i] = saved;
+    const double error = RelativeError(analytic[i], (plus - minus) / (2.0 * kStep));
+    if (error > worst) {
+      worst = error;
+      worst_index = i;
+    }
+  }
+  CAPTURE(worst_index);
+  CHECK(worst < kRelativeTolerance);
+}
+
+TEST_CASE("The built-in cnn is McMahan et al.'s CNN with 1,663,370 parameters") {
+  Result<std::unique_ptr<Model>> created = CreateModel(ModelSpec{.name = "cnn"});
+  REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+  Model& cnn = **created;
+  CHECK(cnn.name() == "cnn");
+  CHECK(cnn.num_parameters() == 1663370);
+  CHECK(cnn.input_size() == 784);
+  std::vector<std::string> names;
+  for (const ParameterSpec& spec : cnn.layout().specs()) names.push_back(spec.name);
+  CHECK(names == std::vector<std::string>{"conv1.weight", "conv1.bias", "conv2.weight",
+                                          "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight",
+                                          "fc2.bias"});
+  CHECK(cnn.layout().Find("conv1.weight")->shape == Shape{32, 1, 5, 5});
+  CHECK(cnn.layout().Find("conv2.weight")->shape == Shape{64, 32, 5, 5});
+  CHECK(cnn.layout().Find("fc1.weight")->shape == Shape{512, 3136});
+  CHECK(cnn.layout().Find("fc2.weight")->shape == Shape{10, 512});
+  auto& sequential = dynamic_cast<SequentialModel&>(cnn);
+  CHECK(sequential.input_shape() == Shape{1, 28, 28});
+  CHECK(sequential.output_shape(2) == Shape{32, 14, 14});
+  CHECK(sequential.output_shape(5) == Shape{64, 7, 7});
+
+  // One training step on two examples runs and starts near chance (log 10 = 2.30).
+  cnn.InitializeParameters(1);
+  Rng rng(8);
+  const std::vector<float> inputs = Uniform(2 * 784, rng, 0.0f, 1.0f);
+  const std::vector<uint8_t> labels = {3, 7};
+  const float loss =
+      cnn.ForwardBackward(Batch{.inputs = inputs, .labels = labels, .batch_size = 2});
+  CHECK(std::isfinite(loss));
+  CHECK(loss == doctest::Approx(std::log(10.0)).epsilon(0.5));
+}
+
+}  // namespace
+}  // namespace edgefl::models
