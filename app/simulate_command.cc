@@ -55,7 +55,8 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   command->add_flag("--print-config", flags->print_config,
                     "Print the configuration in effect as TOML and exit");
   SimulateFlags& f = *flags;
-  Flag(*command, f, "--model", &simulations::SimulationConfig::model, "Model: logreg or mlp");
+  Flag(*command, f, "--model", &simulations::SimulationConfig::model,
+       "Model: logreg, mlp, cnn, or a model file PATH.toml (see models/builtin/)");
   Flag(*command, f, "--data-dir", &simulations::SimulationConfig::data_dir,
        "Folder with the Fashion-MNIST IDX files");
   Flag(*command, f, "--clients", &simulations::SimulationConfig::clients, "Virtual devices");
@@ -82,7 +83,9 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   Flag(*command, f, "--shards-per-client", &simulations::SimulationConfig::shards_per_client,
        "Label-sorted shards per client for --partition shards");
   Flag(*command, f, "--strategy", &simulations::SimulationConfig::strategy,
-       "Server strategy: fedavg, fedavgm, fedadam, fedyogi, fedadagrad");
+       "Server strategy: fedavg, fedavgm, fedadam, fedyogi, fedadagrad, fedbuff (asynchronous)");
+  Flag(*command, f, "--async-concurrency", &simulations::SimulationConfig::async_concurrency,
+       "fedbuff: devices training at once (0 = clients-per-round x (1 + over-selection))");
   Flag(*command, f, "--server-lr", &simulations::SimulationConfig::server_lr,
        "Server learning rate (1 = plain FedAvg)");
   Flag(*command, f, "--server-momentum", &simulations::SimulationConfig::server_momentum,
@@ -94,6 +97,13 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
        "Extra fraction of clients selected to absorb dropouts");
   Flag(*command, f, "--dropout", &simulations::SimulationConfig::dropout,
        "Probability that a selected device drops out of a round, at a random protocol step");
+  Flag(*command, f, "--device-profiles", &simulations::SimulationConfig::device_profiles,
+       "Device population: uniform or lognormal (heterogeneous speed, bandwidth, availability)");
+  Flag(*command, f, "--device-trace", &simulations::SimulationConfig::device_trace,
+       "CSV device trace: device_id,examples_per_second,downlink_bytes_per_second,"
+       "uplink_bytes_per_second,latency_ms,available_from_hour,available_to_hour,dropout");
+  Flag(*command, f, "--round-deadline", &simulations::SimulationConfig::round_deadline,
+       "Virtual seconds a round waits for updates (0 = wait for every selected device)");
   Flag(*command, f, "--dp", &simulations::SimulationConfig::dp,
        "Differential privacy: none, central (coordinator adds Gaussian noise) or distributed "
        "(devices add discrete Gaussian noise under --secagg)");
@@ -108,6 +118,8 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   Flag(*command, f, "--secagg-neighbours", &simulations::SimulationConfig::secagg_neighbours,
        "SecAgg+ neighbours per device (0 = complete graph)");
   Flag(*command, f, "--seed", &simulations::SimulationConfig::seed, "Seed of the whole run");
+  Flag(*command, f, "--seeds", &simulations::SimulationConfig::seeds,
+       "Several seeds, comma-separated (1,2,3): mean and spread in seeds.csv/seeds.json");
   Flag(*command, f, "--threads", &simulations::SimulationConfig::threads,
        "Worker threads (0 = all cores); results do not depend on it");
   Flag(*command, f, "--eval-every", &simulations::SimulationConfig::eval_every,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "edgefl/aggregation/fedbuff.h"
 #include "server_optimizers.h"
 
 namespace edgefl::aggregation {
@@ -39,7 +40,7 @@ Status CheckPositive(const char* field, float value) {
 }  // namespace
 
 std::vector<std::string> StrategyNames() {
-  return {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad"};
+  return {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "fedbuff"};
 }
 
 Status StrategyOptions::Validate() const {
@@ -61,6 +62,7 @@ Result<std::unique_ptr<Strategy>> CreateStrategy(const StrategyOptions& options,
   if (num_parameters == 0) {
     return InvalidArgumentError("strategy '" + options.name + "' for a model with 0 parameters");
   }
+  if (options.name == "fedbuff") return MakeFedBuffStrategy(options, num_parameters);
   return MakeServerOptimizerStrategy(options, num_parameters);
 }
 

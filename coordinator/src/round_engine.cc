@@ -8,6 +8,7 @@
 #include <map>
 #include <variant>
 
+#include "edgefl/aggregation/fedbuff.h"
 #include "edgefl/common/random.h"
 #include "edgefl/coordinator/selection.h"
 #include "edgefl/privacy/clipping.h"
@@ -371,12 +372,17 @@ Result<RoundReport> RoundEngine::RunRound() {
   report.round = round;
   report.started_at = channel_.clock().Now();
 
-  const std::vector<ClientId> available = registry_.Available();
+  std::vector<ClientId> available = registry_.Available();
+  if (options_.is_available) {
+    std::erase_if(available, [this, &report](ClientId client) {
+      return !options_.is_available(client, report.started_at);
+    });
+  }
   if (available.size() < options_.min_clients_reported) {
     return FailedPreconditionError("round " + std::to_string(round.value()) + " needs at least " +
                                    std::to_string(options_.min_clients_reported) +
-                                   " registered clients, " + std::to_string(available.size()) +
-                                   " registered");
+                                   " available clients, " + std::to_string(available.size()) +
+                                   " available");
   }
   const size_t cohort_size =
       CohortSizeWithOverSelection(options_.clients_per_round, options_.over_selection);
@@ -506,6 +512,151 @@ Result<RoundReport> RoundEngine::RunRound() {
       report.epsilon = spent->epsilon;
       report.best_rdp_order = spent->best_order;
     }
+  }
+  report.finished_at = channel_.clock().Now();
+  return report;
+}
+
+Result<RoundReport> RoundEngine::RunBufferedStep() {
+  if (options_.privacy.clips()) {
+    return FailedPreconditionError(
+        "buffered asynchronous aggregation (FedBuff) supports neither DP nor secure aggregation");
+  }
+  AcceptRegistrations();
+  const RoundId round = last_round_.Next();
+  RoundReport report;
+  report.round = round;
+  report.started_at = channel_.clock().Now();
+  if (registry_.size() == 0) {
+    return FailedPreconditionError("round " + std::to_string(round.value()) +
+                                   " needs at least one registered client");
+  }
+  const size_t concurrency =
+      options_.async_concurrency > 0
+          ? options_.async_concurrency
+          : CohortSizeWithOverSelection(options_.clients_per_round, options_.over_selection);
+  const bool has_deadline = options_.round_deadline != Clock::Duration::max();
+  auto snapshot = std::make_shared<const std::vector<float>>(*global_weights_);
+  std::vector<ClientId> candidates = registry_.Available();
+  if (options_.is_available) {
+    std::erase_if(candidates, [this, &report](ClientId client) {
+      return !options_.is_available(client, report.started_at);
+    });
+  }
+
+  // Gives up on devices past the deadline and sends work to fresh ones up to `concurrency`.
+  const auto top_up = [&] {
+    const Clock::Duration now = channel_.clock().Now();
+    if (has_deadline) {
+      report.num_clients_dropped += std::erase_if(in_flight_, [&](const auto& entry) {
+        return now - entry.second.sent_at >= options_.round_deadline;
+      });
+    }
+    if (in_flight_.size() >= concurrency) return;
+    std::vector<ClientId> idle;
+    idle.reserve(candidates.size());
+    for (ClientId client : candidates) {
+      if (!in_flight_.contains(client)) idle.push_back(client);
+    }
+    const std::vector<ClientId> picked =
+        SelectCohort(idle, concurrency - in_flight_.size(), DeriveSeed(options_.seed, 0xfbULL),
+                     RoundId{++num_dispatch_batches_});
+    for (ClientId client : picked) {
+      in_flight_[client] = InFlight{model_version_, round, now};
+      ++report.num_clients_selected;
+      if (ClientRecord* record = registry_.Find(client)) ++record->num_rounds_selected;
+      Status sent = channel_.Send(client, Message{.sender = ClientId{0},
+                                                  .round = round,
+                                                  .body = transport::RoundStart{
+                                                      .model_version = model_version_,
+                                                      .training = options_.training,
+                                                      .global_weights = snapshot,
+                                                      .privacy = {}}});
+      if (!sent.ok()) {
+        in_flight_.erase(client);
+        ++report.num_clients_dropped;
+      }
+    }
+  };
+
+  double weighted_loss = 0.0, staleness_sum = 0.0;
+  size_t idle_receives = 0;
+  while (report.num_clients_reported < options_.clients_per_round) {
+    top_up();
+    if (in_flight_.empty()) break;  // nobody left to ask
+    Clock::Duration wait = Clock::Duration::max();
+    if (has_deadline) {
+      for (const auto& [client, info] : in_flight_) {
+        wait = std::min(wait, info.sent_at + options_.round_deadline);
+      }
+    }
+    Result<Message> received = channel_.Receive(wait);
+    if (!received.ok()) {
+      if (received.status().code() != StatusCode::kDeadlineExceeded) {
+        spdlog::warn("step {}: receive failed: {}", round.value(), received.status().ToString());
+        break;
+      }
+      if (!has_deadline) {
+        // Nothing can arrive any more (an in-process channel with nothing pending): every
+        // device in flight is lost. Give up after two such turns in a row.
+        report.num_clients_dropped += in_flight_.size();
+        in_flight_.clear();
+        if (++idle_receives >= 2) break;
+      }
+      continue;
+    }
+    idle_receives = 0;
+    Message& message = *received;
+    if (HandleControl(message)) continue;
+    auto flight = in_flight_.find(message.sender);
+    if (flight == in_flight_.end() || flight->second.round != message.round) {
+      ++report.num_stray_messages;
+      continue;
+    }
+    const InFlight info = flight->second;
+    in_flight_.erase(flight);
+    registry_.MarkSeen(message.sender, channel_.clock().Now());
+    auto* update = std::get_if<transport::Update>(&message.body);
+    if (update == nullptr) {
+      ++report.num_clients_rejected;
+      continue;
+    }
+    Status valid = ValidateUpdate(*update);
+    const uint64_t staleness = model_version_ - info.model_version;
+    if (valid.ok()) {
+      const float scale = aggregation::FedBuffStalenessWeight(staleness);
+      for (float& x : update->delta) x *= scale;
+      valid = strategy_->Accumulate(aggregation::ClientUpdate{
+          .client = message.sender, .delta = update->delta, .num_examples = update->num_examples});
+    }
+    if (!valid.ok()) {
+      ++report.num_clients_rejected;
+      spdlog::warn("step {}: rejected update from client {}: {}", round.value(),
+                   message.sender.value(), valid.message());
+      continue;
+    }
+    ++report.num_clients_reported;
+    report.num_examples_reported += update->num_examples;
+    weighted_loss += static_cast<double>(update->train_loss) * update->num_examples;
+    staleness_sum += static_cast<double>(staleness);
+    if (ClientRecord* record = registry_.Find(message.sender)) ++record->num_rounds_reported;
+  }
+  if (report.num_examples_reported > 0) {
+    report.train_loss = weighted_loss / static_cast<double>(report.num_examples_reported);
+  }
+  if (report.num_clients_reported > 0) {
+    report.mean_staleness = staleness_sum / static_cast<double>(report.num_clients_reported);
+  }
+  last_round_ = round;
+  if (report.num_clients_reported < options_.min_clients_reported) {
+    strategy_->DiscardRound();
+    report.status = AbortedError("step " + std::to_string(round.value()) + ": " +
+                                 std::to_string(report.num_clients_reported) +
+                                 " updates buffered, at least " +
+                                 std::to_string(options_.min_clients_reported) + " needed");
+  } else {
+    report.status = strategy_->Finish(*global_weights_);
+    if (report.status.ok()) ++model_version_;
   }
   report.finished_at = channel_.clock().Now();
   return report;

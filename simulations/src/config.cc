@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <cmath>
 #include <sstream>
 #include <type_traits>
@@ -41,6 +42,7 @@ const std::vector<Field>& Fields() {
       {"alpha", &SimulationConfig::alpha},
       {"shards_per_client", &SimulationConfig::shards_per_client},
       {"strategy", &SimulationConfig::strategy},
+      {"async_concurrency", &SimulationConfig::async_concurrency},
       {"server_lr", &SimulationConfig::server_lr},
       {"server_momentum", &SimulationConfig::server_momentum},
       {"beta1", &SimulationConfig::beta1},
@@ -48,6 +50,9 @@ const std::vector<Field>& Fields() {
       {"tau", &SimulationConfig::tau},
       {"over_selection", &SimulationConfig::over_selection},
       {"dropout", &SimulationConfig::dropout},
+      {"device_profiles", &SimulationConfig::device_profiles},
+      {"device_trace", &SimulationConfig::device_trace},
+      {"round_deadline", &SimulationConfig::round_deadline},
       {"dp", &SimulationConfig::dp},
       {"clip", &SimulationConfig::clip},
       {"noise_multiplier", &SimulationConfig::noise_multiplier},
@@ -55,6 +60,7 @@ const std::vector<Field>& Fields() {
       {"secagg", &SimulationConfig::secagg},
       {"secagg_neighbours", &SimulationConfig::secagg_neighbours},
       {"seed", &SimulationConfig::seed},
+      {"seeds", &SimulationConfig::seeds},
       {"threads", &SimulationConfig::threads},
       {"eval_every", &SimulationConfig::eval_every},
       {"out", &SimulationConfig::out},
@@ -116,6 +122,10 @@ std::vector<std::string> SimulationConfigKeys() {
 }
 
 Status SimulationConfig::Validate() const {
+  EDGEFL_RETURN_IF_ERROR(Range(model != "charlm",
+                               "model 'charlm' trains on text: use `edgefl train --model charlm "
+                               "--data fortunes`; federated charlm runs are not wired into "
+                               "simulate yet"));
   EDGEFL_RETURN_IF_ERROR(Range(clients >= 1, "clients must be >= 1"));
   EDGEFL_RETURN_IF_ERROR(Range(clients_per_round >= 1 && clients_per_round <= clients,
                                "clients_per_round must be in [1, clients=" +
@@ -138,6 +148,11 @@ Status SimulationConfig::Validate() const {
                                "over_selection must be in [0, 10], got " + Str(over_selection)));
   EDGEFL_RETURN_IF_ERROR(Range(eval_every >= 1, "eval_every must be >= 1"));
   EDGEFL_RETURN_IF_ERROR(Range(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + Str(dropout)));
+  EDGEFL_RETURN_IF_ERROR(Range(device_profiles == "uniform" || device_profiles == "lognormal",
+                               "device_profiles must be one of uniform, lognormal; got '" +
+                                   device_profiles + "'"));
+  EDGEFL_RETURN_IF_ERROR(Range(round_deadline >= 0 && std::isfinite(round_deadline),
+                               "round_deadline must be >= 0 seconds, got " + Str(round_deadline)));
   EDGEFL_RETURN_IF_ERROR(Range(dp == "none" || dp == "central" || dp == "distributed",
                                "dp must be one of none, central, distributed; got '" + dp + "'"));
   EDGEFL_RETURN_IF_ERROR(Range(clip > 0 && std::isfinite(clip), "clip must be > 0, got " + Str(clip)));
@@ -147,8 +162,34 @@ Status SimulationConfig::Validate() const {
                                "dp = \"distributed\" needs secagg = true (the noise shares are "
                                "protected only by secure aggregation)"));
   EDGEFL_RETURN_IF_ERROR(Range(!secagg || clients_per_round >= 2, "secagg needs clients_per_round >= 2"));
+  EDGEFL_RETURN_IF_ERROR(Range(strategy != "fedbuff" || (dp == "none" && !secagg),
+                               "strategy fedbuff supports neither dp nor secagg"));
   EDGEFL_RETURN_IF_ERROR(Range(!out.empty(), "out must name a folder"));
+  EDGEFL_RETURN_IF_ERROR(SeedList().status());
   return OkStatus();
+}
+
+Result<std::vector<uint64_t>> SimulationConfig::SeedList() const {
+  if (seeds.empty()) return std::vector<uint64_t>{seed};
+  std::vector<uint64_t> list;
+  std::istringstream in(seeds);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t begin = item.find_first_not_of(' ');
+    const size_t end = item.find_last_not_of(' ');
+    const std::string number =
+        begin == std::string::npos ? "" : item.substr(begin, end - begin + 1);
+    uint64_t value = 0;
+    const auto [ptr, error] =
+        std::from_chars(number.data(), number.data() + number.size(), value);
+    if (number.empty() || error != std::errc() || ptr != number.data() + number.size()) {
+      return InvalidArgumentError("seeds must be a comma-separated list of integers, got '" +
+                                  seeds + "'");
+    }
+    list.push_back(value);
+  }
+  if (list.empty()) return InvalidArgumentError("seeds is empty");
+  return list;
 }
 
 Result<SimulationConfig> LoadSimulationConfig(const std::filesystem::path& path,

@@ -40,7 +40,6 @@ void VirtualDeviceHost::RegisterAll() {
 Clock::Duration VirtualDeviceHost::PredictArrival(const transport::Addressed& addressed) const {
   const size_t index = addressed.to.value() - 1;
   const DeviceProfile& profile = profiles_[index];
-  double seconds = 0.0;
   if (const auto* start = std::get_if<transport::RoundStart>(&addressed.message.body)) {
     const double bytes = start->global_weights ? 4.0 * start->global_weights->size() : 0.0;
     const double epochs = start->training.local_steps > 0
@@ -48,16 +47,16 @@ Clock::Duration VirtualDeviceHost::PredictArrival(const transport::Addressed& ad
                                     start->training.batch_size /
                                     std::max<double>(1.0, devices_[index].num_examples())
                               : start->training.local_epochs;
-    seconds = bytes / profile.downlink_bytes_per_second +
-              epochs * devices_[index].num_examples() / profile.examples_per_second +
-              bytes / profile.uplink_bytes_per_second;
+    return addressed.sent_at +
+           RoundTripTime(profile, bytes, epochs * devices_[index].num_examples());
   }
-  return addressed.sent_at + 2 * profile.latency +
-         std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(seconds));
+  return addressed.sent_at + 2 * profile.latency;
 }
 
 bool VirtualDeviceHost::DropsBefore(const transport::Addressed& addressed) const {
-  if (dropout_.probability <= 0.0) return false;
+  const double probability =
+      std::max(dropout_.probability, profiles_[addressed.to.value() - 1].dropout);
+  if (probability <= 0.0) return false;
   // Protocol steps at which a device can vanish: 0 = before answering RoundStart, 1..3 = before
   // the key directory, the relayed shares or the unmask request of secure aggregation.
   int step = -1;
@@ -71,13 +70,16 @@ bool VirtualDeviceHost::DropsBefore(const transport::Addressed& addressed) const
   }
   if (step < 0) return false;
   Rng rng(DeriveSeed(dropout_.seed, addressed.message.round.value(), addressed.to.value()));
-  if (rng.Uniform01() >= dropout_.probability) return false;
+  if (rng.Uniform01() >= probability) return false;
   const int drop_step = static_cast<int>(rng.UniformInt(secure ? 4 : 1));
   return step >= drop_step;
 }
 
 bool VirtualDeviceHost::RunPending() {
   EDGEFL_CHECK(channel_ != nullptr);
+  const auto earlier = [](const Pending& a, const Pending& b) {
+    return a.arrival != b.arrival ? a.arrival < b.arrival : a.addressed.to < b.addressed.to;
+  };
   std::vector<transport::Addressed> outgoing = channel_->TakeOutgoing();
   if (!outgoing.empty()) {
     std::vector<Pending> fresh;
@@ -89,11 +91,16 @@ bool VirtualDeviceHost::RunPending() {
       const Clock::Duration arrival = PredictArrival(addressed);
       fresh.push_back(Pending{std::move(addressed), arrival});
     }
-    std::stable_sort(fresh.begin(), fresh.end(), [](const Pending& a, const Pending& b) {
-      return a.arrival != b.arrival ? a.arrival < b.arrival
-                                    : a.addressed.to < b.addressed.to;
-    });
+    std::stable_sort(fresh.begin(), fresh.end(), earlier);
+    const auto middle = static_cast<std::ptrdiff_t>(pending_.size());
     for (Pending& p : fresh) pending_.push_back(std::move(p));
+    std::inplace_merge(pending_.begin(), pending_.begin() + middle, pending_.end(), earlier);
+  }
+  // Deliver the earliest computed reply once no pending work can arrive before it.
+  if (!ready_.empty() && (pending_.empty() || ready_.front().arrival <= pending_.front().arrival)) {
+    channel_->Deliver(std::move(ready_.front().message), ready_.front().arrival);
+    ready_.pop_front();
+    return true;
   }
   if (pending_.empty()) return false;
 
@@ -106,11 +113,17 @@ bool VirtualDeviceHost::RunPending() {
     client::Workspace& workspace = *workspaces_[omp_get_thread_num()];
     replies[i] = devices_[work.addressed.to.value() - 1].Handle(work.addressed.message, workspace);
   }
+  const auto middle = static_cast<std::ptrdiff_t>(ready_.size());
   for (size_t i = 0; i < count; ++i) {
     for (transport::Message& reply : replies[i]) {
-      channel_->Deliver(std::move(reply), pending_[i].arrival);
+      ready_.push_back(Ready{pending_[i].arrival, next_sequence_++, std::move(reply)});
     }
   }
+  std::inplace_merge(ready_.begin(), ready_.begin() + middle, ready_.end(),
+                     [](const Ready& a, const Ready& b) {
+                       return a.arrival != b.arrival ? a.arrival < b.arrival
+                                                     : a.sequence < b.sequence;
+                     });
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   return true;
 }

@@ -2,8 +2,10 @@
 //
 // It is the channel's pump: when the round engine waits, the host takes the messages sent to
 // devices, orders them by their predicted arrival time (from each device's profile), and runs
-// them in fixed-size chunks on the thread pool, each thread lending its own Workspace. Replies
-// are delivered in that order, so what the engine sees does not depend on the thread count.
+// them in fixed-size chunks on the thread pool, each thread lending its own Workspace. It is a
+// discrete-event simulation: a reply is handed to the channel only when no pending work can
+// arrive before it, one at a time, so the engine sees replies in virtual-time order even when
+// it keeps sending while it receives (FedBuff), and never depending on the thread count.
 // Memory is O(chunk x model) however large the cohort.
 //
 // Driven by the simulation's thread (through the channel's pump).
@@ -16,19 +18,13 @@
 
 #include "edgefl/client/device.h"
 #include "edgefl/common/clock.h"
+#include "edgefl/simulations/profiles.h"
 #include "edgefl/transport/in_process_channel.h"
 
 namespace edgefl::simulations {
 
-// How fast a virtual device computes and communicates, for the virtual clock.
-struct DeviceProfile {
-  double examples_per_second = 2000.0;  // local training throughput (one epoch = n examples)
-  double downlink_bytes_per_second = 10e6;
-  double uplink_bytes_per_second = 2e6;
-  Clock::Duration latency = std::chrono::milliseconds(50);
-};
-
-// Injected failures: a selected device drops out of a round with `probability`, at a protocol
+// Injected failures: a selected device drops out of a round with `probability` (or its
+// profile's dropout when larger), at a protocol
 // step drawn uniformly (before answering RoundStart, or before any later secure-aggregation
 // step), decided from (seed, round, device) so every run with the seed drops the same ones.
 struct DropoutOptions {
@@ -52,10 +48,18 @@ class VirtualDeviceHost {
   // Every device's Hello, delivered at time zero.
   void RegisterAll();
 
+  const std::vector<DeviceProfile>& profiles() const { return profiles_; }
+
  private:
   struct Pending {
     transport::Addressed addressed;
     Clock::Duration arrival;
+  };
+  // A computed reply waiting for its virtual arrival time.
+  struct Ready {
+    Clock::Duration arrival;
+    uint64_t sequence;
+    transport::Message message;
   };
   Clock::Duration PredictArrival(const transport::Addressed& addressed) const;
   // True when the device is gone by the time this message reaches it.
@@ -66,7 +70,9 @@ class VirtualDeviceHost {
   std::vector<std::unique_ptr<client::Workspace>> workspaces_;
   DropoutOptions dropout_;
   transport::InProcessChannel* channel_ = nullptr;
-  std::deque<Pending> pending_;
+  std::deque<Pending> pending_;  // sorted by (arrival, device)
+  std::deque<Ready> ready_;      // sorted by (arrival, sequence)
+  uint64_t next_sequence_ = 0;
 };
 
 }  // namespace edgefl::simulations

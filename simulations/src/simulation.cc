@@ -18,6 +18,7 @@
 #include "edgefl/models/threading.h"
 #include "edgefl/models/training.h"
 #include "edgefl/simulations/partition.h"
+#include "edgefl/simulations/profiles.h"
 #include "edgefl/transport/in_process_channel.h"
 
 namespace edgefl::simulations {
@@ -93,14 +94,17 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
                                      .input_size = data.train.example_size,
                                      .num_classes = data.train.num_classes};
 
-  // Partition: each virtual device gets indices into the shared training set.
+  // Partition: each virtual device gets indices into the shared training set. With more
+  // devices than examples, the training set is split into one part per example and device i
+  // uses part i mod parts (devices then share data; they still train and fail independently).
+  const size_t num_parts = std::min(config.clients, data.train.num_examples);
   EDGEFL_ASSIGN_OR_RETURN(PartitionKind kind, ParsePartitionKind(config.partition));
   const PartitionOptions partition_options{.kind = kind,
                                            .alpha = config.alpha,
                                            .shards_per_client = config.shards_per_client};
   EDGEFL_ASSIGN_OR_RETURN(
       std::vector<std::vector<uint32_t>> partition,
-      Partition(data.train.labels, data.train.num_classes, config.clients, partition_options,
+      Partition(data.train.labels, data.train.num_classes, num_parts, partition_options,
                 DeriveSeed(config.seed, 0x9a27ULL)));
 
   SimulationResult result;
@@ -120,7 +124,8 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   std::vector<client::Device> devices;
   devices.reserve(config.clients);
   for (size_t i = 0; i < config.clients; ++i) {
-    devices.emplace_back(ClientId{i + 1}, client::LocalData{&data.train, partition[i]});
+    devices.emplace_back(ClientId{i + 1},
+                         client::LocalData{&data.train, partition[i % num_parts]});
   }
   // Evaluation reuses the training workspaces, so they are shared with the host below.
   std::vector<std::unique_ptr<client::Workspace>> eval_workspaces;
@@ -129,7 +134,17 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
     eval_workspaces.push_back(std::make_unique<client::Workspace>(std::move(model)));
   }
 
-  VirtualDeviceHost host(std::move(devices), std::vector<DeviceProfile>(config.clients),
+  std::vector<DeviceProfile> profiles;
+  if (!config.device_trace.empty()) {
+    EDGEFL_ASSIGN_OR_RETURN(profiles, LoadDeviceTrace(config.device_trace, config.clients));
+  } else {
+    EDGEFL_ASSIGN_OR_RETURN(profiles, DrawProfiles(config.device_profiles, config.clients,
+                                                   DeriveSeed(config.seed, 0xde71ceULL)));
+  }
+  const bool always_available = std::all_of(profiles.begin(), profiles.end(), [](const auto& p) {
+    return p.available_from_hour <= 0.0 && p.available_to_hour >= 24.0;
+  });
+  VirtualDeviceHost host(std::move(devices), std::move(profiles),
                          std::move(workspaces),
                          DropoutOptions{.probability = config.dropout,
                                         .seed = DeriveSeed(config.seed, 0xd209ULL)});
@@ -151,7 +166,18 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   coordinator::EngineOptions engine_options;
   engine_options.clients_per_round = config.clients_per_round;
   engine_options.over_selection = config.over_selection;
+  engine_options.async_concurrency = config.async_concurrency;
   engine_options.seed = DeriveSeed(config.seed, 0x5e1ecULL);
+  if (config.round_deadline > 0) {
+    engine_options.round_deadline = std::chrono::duration_cast<Clock::Duration>(
+        std::chrono::duration<double>(config.round_deadline));
+  }
+  if (!always_available) {
+    // Selection sees only devices online at the round's virtual start (profiles.h).
+    engine_options.is_available = [&host](ClientId client, Clock::Duration now) {
+      return IsAvailable(host.profiles()[client.value() - 1], now);
+    };
+  }
   engine_options.training = transport::TrainingConfig{
       .local_epochs = static_cast<uint32_t>(config.local_epochs),
       .local_steps = static_cast<uint32_t>(config.local_steps),
@@ -179,7 +205,9 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   engine.AcceptRegistrations();
 
   for (size_t r = 1; r <= config.rounds; ++r) {
-    EDGEFL_ASSIGN_OR_RETURN(coordinator::RoundReport report, engine.RunRound());
+    EDGEFL_ASSIGN_OR_RETURN(
+        coordinator::RoundReport report,
+        config.strategy == "fedbuff" ? engine.RunBufferedStep() : engine.RunRound());
     RoundRecord record;
     record.round = r;
     record.train_loss = report.train_loss;
@@ -190,6 +218,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
     record.num_clients_rejected = report.num_clients_rejected;
     record.sim_seconds = ToSeconds(clock.Now());
     record.epsilon = report.epsilon;
+    record.mean_staleness = report.mean_staleness;
     record.test_loss = std::numeric_limits<double>::quiet_NaN();
     record.test_accuracy = std::numeric_limits<double>::quiet_NaN();
     if (r % config.eval_every == 0 || r == config.rounds) {

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -79,10 +80,17 @@ struct EngineOptions {
   size_t min_clients_reported = 1;
   // Time a round waits for updates after sending the weights; max() waits for every member.
   Clock::Duration round_deadline = Clock::Duration::max();
+  // RunBufferedStep (FedBuff) only: devices kept training at once; 0 = clients_per_round x
+  // (1 + over_selection). The buffer size K is clients_per_round. Default 0.
+  size_t async_concurrency = 0;
   // Local training hyper-parameters sent to the cohort each round.
   transport::TrainingConfig training;
   // Seeds cohort selection; the training seed is training.seed.
   uint64_t seed = 1;
+  // When set, only registered clients for which it returns true at the round's start time
+  // are selected (device availability, e.g. the simulator's daily windows). It must be a pure
+  // function of its arguments so that selection stays seeded. Default: everyone registered.
+  std::function<bool(ClientId, Clock::Duration)> is_available;
   // Differential privacy and secure aggregation; off by default.
   PrivacyOptions privacy;
   // kInvalidArgument naming the field when out of range.
@@ -117,6 +125,9 @@ struct RoundReport {
   Status status;
   std::vector<ClientOutcome> outcomes;  // one per cohort member, ascending client id
   size_t num_stray_messages = 0;        // messages from outside the cohort or round, ignored
+  // RunBufferedStep only: mean staleness (server steps between an update's model version and
+  // the one it was applied to) of the buffered updates.
+  double mean_staleness = 0.0;
   // (epsilon, delta) spent by all applied rounds so far; 0 without DP.
   double epsilon = 0.0;
   double best_rdp_order = 0.0;
@@ -138,6 +149,16 @@ class RoundEngine {
   // too few updates returns an OK Result whose report.status says why. kFailedPrecondition
   // when fewer clients are registered than min_clients_reported.
   Result<RoundReport> RunRound();
+
+  // One FedBuff server step (Nguyen et al. 2022; aggregation/fedbuff.h): keeps
+  // async_concurrency devices training (each on the model version current when it was sent,
+  // replacing each as it answers), scales every arriving update by 1/sqrt(1 + staleness),
+  // and applies the strategy once clients_per_round updates are buffered. Devices are picked
+  // uniformly from the available ones not already training, seeded. In the report,
+  // num_clients_selected counts devices sent work during this step and num_clients_dropped
+  // those given up (past round_deadline since they were sent, or lost). kFailedPrecondition
+  // with DP or secure aggregation (not supported asynchronously) or with no registered client.
+  Result<RoundReport> RunBufferedStep();
 
   std::span<const float> global_weights() const { return *global_weights_; }
   // Replaces the global weights and round counter (checkpoint resume). kInvalidArgument on a
@@ -176,6 +197,14 @@ class RoundEngine {
   uint64_t model_version_ = 0;
   std::vector<float> private_sum_;  // sum of clipped updates in DP / secure-aggregation rounds
   std::unique_ptr<privacy::RdpAccountant> accountant_;
+  // RunBufferedStep: devices training now, with the model version and step they were sent.
+  struct InFlight {
+    uint64_t model_version = 0;
+    RoundId round;
+    Clock::Duration sent_at{0};
+  };
+  std::map<ClientId, InFlight> in_flight_;
+  uint64_t num_dispatch_batches_ = 0;
 };
 
 }  // namespace edgefl::coordinator

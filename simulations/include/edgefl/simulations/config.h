@@ -23,7 +23,8 @@ struct SimulationConfig {
   std::string model = "mlp";
   // Folder holding the Fashion-MNIST IDX files. Default: Debian's dataset-fashion-mnist.
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
-  // Registered virtual devices (>= 1). Default 100.
+  // Registered virtual devices (>= 1). With more devices than training examples, devices
+  // share the parts cyclically (device i uses part i mod 60,000). Default 100.
   size_t clients = 100;
   // Updates wanted per round (1..clients). Default 10.
   size_t clients_per_round = 10;
@@ -49,8 +50,14 @@ struct SimulationConfig {
   double alpha = 0.5;
   // Shards per client for "shards" (McMahan et al. 2017 use 2). Default 2.
   size_t shards_per_client = 2;
-  // Server strategy: fedavg, fedavgm, fedadam, fedyogi, fedadagrad. Default "fedavg".
+  // Server strategy: fedavg, fedavgm, fedadam, fedyogi, fedadagrad, or fedbuff (asynchronous
+  // buffered aggregation, Nguyen et al. 2022: each "round" is one server step over a buffer of
+  // clients_per_round updates, with async_concurrency devices training at once and updates
+  // scaled by 1/sqrt(1 + staleness)). Default "fedavg".
   std::string strategy = "fedavg";
+  // fedbuff only: devices training at once (0 = clients_per_round x (1 + over_selection)).
+  // Default 0.
+  size_t async_concurrency = 0;
   // Server learning rate (> 0). Default 1.0 (FedAvg); try 0.01-0.1 for fedadam/fedyogi.
   double server_lr = 1.0;
   // FedAvgM server momentum [0, 1). Default 0.9.
@@ -64,6 +71,16 @@ struct SimulationConfig {
   // Probability that a selected device drops out of a round, at a random protocol step
   // (before answering, or at any secure-aggregation step), [0, 1). Default 0.
   double dropout = 0.0;
+  // Device population for the virtual clock: "uniform" (identical, always-online devices) or
+  // "lognormal" (heterogeneous speeds, bandwidths, latencies and daily availability windows;
+  // see DrawProfiles in profiles.h). Default "uniform".
+  std::string device_profiles = "uniform";
+  // CSV device trace (header in profiles.h, LoadDeviceTrace); overrides device_profiles when
+  // set. Default "" (none).
+  std::string device_trace;
+  // Virtual seconds a round waits for updates after sending the weights (>= 0; 0 = wait for
+  // every selected device). Default 0.
+  double round_deadline = 0.0;
   // Differential privacy: "none", "central" or "distributed" (needs secagg). Default "none".
   std::string dp = "none";
   // L2 clip norm C of each update (> 0). Default 100, which leaves ordinary updates unclipped
@@ -79,6 +96,10 @@ struct SimulationConfig {
   size_t secagg_neighbours = 0;
   // Seed for model initialisation, partitioning, selection and local shuffling. Default 1.
   uint64_t seed = 1;
+  // Several seeds in one call, comma-separated ("1,2,3"): each runs into out/seed-N and the
+  // per-round mean and spread go to out/seeds.csv and out/seeds.json. Overrides seed.
+  // Default "" (just `seed`).
+  std::string seeds;
   // Worker threads (>= 0; 0 = every core). Results do not depend on it. Default 0.
   size_t threads = 0;
   // Evaluate on the test set every this many rounds (>= 1; the last round always). Default 1.
@@ -88,6 +109,8 @@ struct SimulationConfig {
 
   // kInvalidArgument naming the field, the value and the allowed range.
   Status Validate() const;
+  // `seeds` parsed, or {seed} when it is empty. kInvalidArgument for a malformed list.
+  Result<std::vector<uint64_t>> SeedList() const;
 };
 
 // The TOML keys SimulationConfig accepts, in declaration order.

@@ -35,6 +35,7 @@ struct RoundRecord {
   size_t num_clients_rejected = 0;
   bool applied = false;        // the aggregate changed the global weights
   double epsilon = 0.0;        // (epsilon, delta) spent so far; 0 without DP
+  double mean_staleness = 0.0; // fedbuff: mean staleness of the step's buffered updates
 };
 
 struct SimulationResult {
@@ -53,7 +54,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
 
 // Writes `records` as CSV with the header
 // round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,
-// clients_reported,clients_dropped,clients_rejected,epsilon
+// clients_reported,clients_dropped,clients_rejected,epsilon,mean_staleness
 void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out);
 
 // `edgefl simulate`: runs, prints a progress line per round and a summary to `out`, and writes
