@@ -1,9 +1,14 @@
 // edgefl: federated learning for small quantized models on edge devices.
 #include <CLI/CLI.hpp>
 
+#include "client_command.h"
 #include "commands.h"
+#include "coordinator_command.h"
+#include "eval_command.h"
 #include "keygen_command.h"
 #include "privacy_command.h"
+#include "quantize_command.h"
+#include "train_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -16,6 +21,11 @@ int main(int argc, char** argv) {
   edgefl::app::AddSimulateCommand(app, exit_code);
   edgefl::app::AddPrivacyCommand(app);
   edgefl::app::AddKeygenCommand(app);
+  edgefl::app::AddCoordinatorCommand(app, exit_code);
+  edgefl::app::AddClientCommand(app, exit_code);
+  edgefl::app::AddQuantizeCommand(app, exit_code);
+  edgefl::app::AddTrainCommand(app, exit_code);
+  edgefl::app::AddEvalCommand(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

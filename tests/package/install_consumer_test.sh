@@ -14,3 +14,9 @@ cmake -S "$source_dir/examples/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$
   -DCMAKE_BUILD_TYPE=Release > "$work/configure.log"
 cmake --build "$work/build" > "$work/build.log"
 "$work/build/consumer"
+# The C API from a C program (examples/c_client), against the same installed package.
+test -f "$work/prefix/include/edgefl/client.h"
+cmake -S "$source_dir/examples/c_client" -B "$work/build-c" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_BUILD_TYPE=Release > "$work/configure-c.log"
+cmake --build "$work/build-c" > "$work/build-c.log"
+"$work/build-c/c_client"

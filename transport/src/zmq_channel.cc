@@ -226,6 +226,7 @@ struct CachedRoundStart {
   ClientId sender;
   uint64_t model_version = 0;
   TrainingConfig training;
+  PrivacySettings privacy;
   std::shared_ptr<const std::vector<float>> weights;
   zmq::message_t frame;
 
@@ -239,7 +240,18 @@ struct CachedRoundStart {
            std::memcmp(&t.momentum, &training.momentum, sizeof(float)) == 0 &&
            std::memcmp(&t.weight_decay, &training.weight_decay, sizeof(float)) == 0 &&
            std::memcmp(&t.proximal_mu, &training.proximal_mu, sizeof(float)) == 0 &&
-           t.seed == training.seed;
+           t.seed == training.seed && SamePrivacy(start.privacy, privacy);
+  }
+
+  // Secure-aggregation cohorts differ per member (cohort_index), so they never share a frame.
+  static bool SamePrivacy(const PrivacySettings& a, const PrivacySettings& b) {
+    return a.dp_mode == b.dp_mode &&
+           std::memcmp(&a.clip_norm, &b.clip_norm, sizeof(float)) == 0 &&
+           a.secure_aggregation == b.secure_aggregation && a.cohort_index == b.cohort_index &&
+           a.cohort_size == b.cohort_size && a.threshold == b.threshold &&
+           a.neighbours == b.neighbours && a.graph_seed == b.graph_seed &&
+           std::memcmp(&a.encoding_scale, &b.encoding_scale, sizeof(double)) == 0 &&
+           std::memcmp(&a.local_noise_stddev, &b.local_noise_stddev, sizeof(double)) == 0;
   }
 };
 
@@ -471,6 +483,7 @@ Status ZmqCoordinatorChannel::Send(ClientId to, Message message) {
       cache->sender = message.sender;
       cache->model_version = start->model_version;
       cache->training = start->training;
+      cache->privacy = start->privacy;
       cache->weights = start->global_weights;
       cache->frame.copy(frame);
     }

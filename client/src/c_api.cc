@@ -1,0 +1,183 @@
+// The C API of client.h over client::RunDeviceProcess. Every entry point catches everything:
+// no exception crosses into C.
+#include "edgefl/client.h"
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edgefl/client/device_process.h"
+#include "edgefl/models/dataset.h"
+#include "edgefl/models/model.h"
+
+struct edgefl_client {
+  edgefl::client::DeviceProcessOptions options;
+  std::unique_ptr<edgefl::client::Workspace> workspace;
+  edgefl::models::Dataset data;
+  std::vector<uint32_t> indices;
+  size_t input_size = 0;
+  size_t num_classes = 0;
+  std::atomic<bool> stop{false};
+  std::string last_error;
+};
+
+namespace {
+
+thread_local std::string g_create_error;
+
+edgefl_status ToC(edgefl::StatusCode code) {
+  using edgefl::StatusCode;
+  switch (code) {
+    case StatusCode::kOk: return EDGEFL_OK;
+    case StatusCode::kInvalidArgument: return EDGEFL_INVALID_ARGUMENT;
+    case StatusCode::kNotFound: return EDGEFL_NOT_FOUND;
+    case StatusCode::kFailedPrecondition: return EDGEFL_FAILED_PRECONDITION;
+    case StatusCode::kUnavailable: return EDGEFL_UNAVAILABLE;
+    case StatusCode::kDeadlineExceeded: return EDGEFL_DEADLINE_EXCEEDED;
+    case StatusCode::kInternal: return EDGEFL_INTERNAL;
+    default: return EDGEFL_UNKNOWN;
+  }
+}
+
+edgefl_status Fail(std::string& slot, edgefl_status code, std::string message) {
+  slot = std::move(message);
+  return code;
+}
+
+std::chrono::milliseconds Millis(double seconds, double fallback) {
+  if (!(seconds > 0)) seconds = fallback;
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+}  // namespace
+
+extern "C" {
+
+edgefl_client_config edgefl_client_default_config(void) {
+  edgefl_client_config config{};
+  config.model = "mlp";
+  config.input_size = 784;
+  config.num_classes = 10;
+  config.heartbeat_seconds = 5.0;
+  config.silence_timeout_seconds = 30.0;
+  return config;
+}
+
+edgefl_status edgefl_client_create(const edgefl_client_config* config, edgefl_client_t** out) {
+  try {
+    if (out == nullptr || config == nullptr) {
+      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT, "config and out must not be NULL");
+    }
+    *out = nullptr;
+    if (config->endpoint == nullptr || config->endpoint[0] == '\0') {
+      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT, "endpoint is required");
+    }
+    if (config->input_size == 0 || config->num_classes < 2) {
+      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT,
+                  "input_size must be > 0 and num_classes >= 2");
+    }
+    auto client = std::make_unique<edgefl_client>();
+    auto model = edgefl::models::CreateModel(
+        {.name = config->model ? config->model : "mlp",
+         .input_size = config->input_size,
+         .num_classes = config->num_classes});
+    if (!model.ok()) {
+      return Fail(g_create_error, ToC(model.status().code()), model.status().ToString());
+    }
+    client->workspace = std::make_unique<edgefl::client::Workspace>(std::move(*model));
+    client->input_size = config->input_size;
+    client->num_classes = config->num_classes;
+    auto& channel = client->options.channel;
+    channel.endpoint = config->endpoint;
+    channel.insecure_plaintext = config->insecure_plaintext != 0;
+    if (config->secret_key_file) channel.secret_key_file = config->secret_key_file;
+    if (config->server_public_key_file) {
+      channel.server_public_key_file = config->server_public_key_file;
+    }
+    channel.heartbeat_interval = Millis(config->heartbeat_seconds, 5.0);
+    client->options.silence_timeout = Millis(config->silence_timeout_seconds, 30.0);
+    if (config->device_name) client->options.device_name = config->device_name;
+    const edgefl::Status valid = channel.Validate();
+    if (!valid.ok()) return Fail(g_create_error, ToC(valid.code()), valid.ToString());
+    *out = client.release();
+    g_create_error.clear();
+    return EDGEFL_OK;
+  } catch (const std::exception& e) {
+    return Fail(g_create_error, EDGEFL_INTERNAL, e.what());
+  } catch (...) {
+    return Fail(g_create_error, EDGEFL_INTERNAL, "unknown exception");
+  }
+}
+
+edgefl_status edgefl_client_set_data(edgefl_client_t* client, const float* features,
+                                     const uint8_t* labels, size_t num_examples) {
+  if (client == nullptr) return EDGEFL_INVALID_ARGUMENT;
+  try {
+    if (features == nullptr || labels == nullptr || num_examples == 0) {
+      return Fail(client->last_error, EDGEFL_INVALID_ARGUMENT,
+                  "features and labels must not be NULL and num_examples > 0");
+    }
+    for (size_t i = 0; i < num_examples; ++i) {
+      if (labels[i] >= client->num_classes) {
+        return Fail(client->last_error, EDGEFL_INVALID_ARGUMENT,
+                    "label " + std::to_string(labels[i]) + " of example " + std::to_string(i) +
+                        " is >= num_classes");
+      }
+    }
+    edgefl::models::Dataset& data = client->data;
+    data.name = "host";
+    data.num_examples = num_examples;
+    data.example_shape = {static_cast<int64_t>(client->input_size)};
+    data.example_size = client->input_size;
+    data.num_classes = client->num_classes;
+    data.features.assign(features, features + num_examples * client->input_size);
+    data.labels.assign(labels, labels + num_examples);
+    client->indices.resize(num_examples);
+    for (size_t i = 0; i < num_examples; ++i) client->indices[i] = static_cast<uint32_t>(i);
+    return EDGEFL_OK;
+  } catch (const std::exception& e) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, e.what());
+  } catch (...) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, "unknown exception");
+  }
+}
+
+edgefl_status edgefl_client_run(edgefl_client_t* client, uint64_t max_rounds,
+                                uint64_t* rounds_trained) {
+  if (client == nullptr) return EDGEFL_INVALID_ARGUMENT;
+  if (rounds_trained) *rounds_trained = 0;
+  try {
+    if (client->indices.empty()) {
+      return Fail(client->last_error, EDGEFL_FAILED_PRECONDITION,
+                  "no local data: call edgefl_client_set_data first");
+    }
+    client->options.max_rounds = max_rounds;
+    auto stats = edgefl::client::RunDeviceProcess(
+        client->options, edgefl::client::LocalData{&client->data, client->indices},
+        *client->workspace, client->stop);
+    if (!stats.ok()) {
+      return Fail(client->last_error, ToC(stats.status().code()), stats.status().ToString());
+    }
+    if (rounds_trained) *rounds_trained = stats->rounds_answered;
+    client->last_error.clear();
+    return EDGEFL_OK;
+  } catch (const std::exception& e) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, e.what());
+  } catch (...) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, "unknown exception");
+  }
+}
+
+void edgefl_client_stop(edgefl_client_t* client) {
+  if (client != nullptr) client->stop.store(true);
+}
+
+const char* edgefl_client_last_error(const edgefl_client_t* client) {
+  return client == nullptr ? g_create_error.c_str() : client->last_error.c_str();
+}
+
+void edgefl_client_free(edgefl_client_t* client) { delete client; }
+
+}  // extern "C"

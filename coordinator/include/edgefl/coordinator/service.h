@@ -1,0 +1,95 @@
+// The coordinator service: the round engine on a ZeroMQ channel, for deployments.
+//
+// RunService binds the channel, registers devices, waits for `min_clients`, then runs
+// synchronous rounds with the one RoundEngine (strategy, over-selection, round deadline,
+// secure aggregation and DP as configured), logs one structured line per round, checkpoints
+// atomically after every round and resumes from the checkpoint on start. Devices silent for
+// `heartbeat_timeout_seconds` are forgotten. When done (or asked to stop) it sends every device
+// a Goodbye and returns. The weights are seeded as in the simulator (same seed derivations).
+//
+// Thread-safety: RunService runs on the calling thread; `stop` may be set from a signal handler.
+//
+//   EDGEFL_ASSIGN_OR_RETURN(ServiceConfig config, LoadServiceConfig("coordinator.toml"));
+//   std::atomic<bool> stop{false};
+//   EDGEFL_RETURN_IF_ERROR(RunService(config, stop));
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "edgefl/common/status.h"
+
+namespace edgefl::coordinator {
+
+// TOML keys are the field names.
+struct ServiceConfig {
+  // Network. "tcp://127.0.0.1:*" picks a free port (written to endpoint_file when set).
+  std::string endpoint = "tcp://*:7878";
+  bool insecure_plaintext = false;  // tests on loopback only
+  std::string secret_key_file;      // coordinator CURVE secret key (edgefl keygen)
+  std::string allowed_keys_path;    // folder of device *.pub or a file of Z85 keys
+  std::string endpoint_file;        // if set, the bound endpoint is written there
+  // Model: a built-in name or a model file; Fashion-MNIST shapes by default.
+  std::string model = "mlp";
+  uint64_t input_size = 784;
+  uint64_t num_classes = 10;
+  // Rounds.
+  uint64_t rounds = 5;
+  uint64_t min_clients = 2;  // registered devices before the first round
+  uint64_t clients_per_round = 10;
+  double over_selection = 0.0;
+  uint64_t min_clients_reported = 1;
+  double round_deadline_seconds = 60.0;  // 0 = wait for every cohort member
+  double heartbeat_timeout_seconds = 20.0;
+  // Local training sent to devices.
+  uint64_t local_epochs = 1;
+  uint64_t local_steps = 0;
+  uint64_t batch_size = 10;
+  double lr = 0.05;
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+  double proximal_mu = 0.0;
+  // Server strategy.
+  std::string strategy = "fedavg";
+  double server_lr = 1.0;
+  double server_momentum = 0.9;
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double tau = 1e-3;
+  // Privacy.
+  std::string dp = "none";  // none, central, distributed
+  double clip = 100.0;
+  double noise_multiplier = 1.0;
+  double delta = 1e-5;
+  bool secagg = false;
+  uint64_t secagg_neighbours = 0;
+  uint64_t seed = 1;
+  // Durable state and output.
+  std::string checkpoint;    // checkpoint file; empty = none
+  std::string save_weights;  // final global weights as raw little-endian float32; empty = none
+
+  // kInvalidArgument naming the field.
+  [[nodiscard]] Status Validate() const;
+};
+
+// The TOML keys, in declaration order.
+std::vector<std::string> ServiceConfigKeys();
+// Reads `path` over `base`. kNotFound, or kInvalidArgument for a parse error, an unknown key
+// (with a did-you-mean hint) or a value of the wrong type.
+[[nodiscard]] Result<ServiceConfig> LoadServiceConfig(const std::filesystem::path& path,
+                                                      ServiceConfig base = {});
+// The configuration as TOML that LoadServiceConfig reads back.
+std::string FormatServiceConfig(const ServiceConfig& config);
+
+// Runs the service until `config.rounds` rounds are complete or `stop` becomes true. Errors:
+// an invalid config, channel creation, a corrupted checkpoint, an engine failure.
+[[nodiscard]] Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop);
+
+// Writes `weights` as raw float32 to `path`. kInternal on I/O failure.
+[[nodiscard]] Status SaveRawWeights(const std::filesystem::path& path,
+                                    const std::vector<float>& weights);
+
+}  // namespace edgefl::coordinator

@@ -1,0 +1,126 @@
+#include "edgefl/coordinator/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace edgefl::coordinator {
+namespace {
+
+constexpr char kMagic[8] = {'E', 'F', 'L', 'C', 'K', 'P', 'T', '1'};
+
+uint64_t Fnv1a(const std::string& bytes) {
+  uint64_t hash = 1469598103934665603ULL;
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+void PutU64(std::string& out, uint64_t value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
+
+void PutFloats(std::string& out, const std::vector<float>& values) {
+  PutU64(out, values.size());
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+Status Errno(const std::string& what) {
+  return InternalError(what + ": " + std::strerror(errno));
+}
+
+Status WriteAll(int fd, const std::string& bytes, const std::string& path) {
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("writing " + path);
+    }
+    written += static_cast<size_t>(n);
+  }
+  return OkStatus();
+}
+
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  bool U64(uint64_t& value) {
+    if (bytes_.size() - pos_ < sizeof(value)) return false;
+    std::memcpy(&value, bytes_.data() + pos_, sizeof(value));
+    pos_ += sizeof(value);
+    return true;
+  }
+  bool Floats(std::vector<float>& values) {
+    uint64_t n = 0;
+    if (!U64(n) || n > (bytes_.size() - pos_) / sizeof(float)) return false;
+    values.resize(n);
+    std::memcpy(values.data(), bytes_.data() + pos_, n * sizeof(float));
+    pos_ += n * sizeof(float);
+    return true;
+  }
+  size_t pos() const { return pos_; }
+
+ private:
+  const std::string& bytes_;
+  size_t pos_ = sizeof(kMagic);
+};
+
+}  // namespace
+
+Status SaveCheckpoint(const std::filesystem::path& path, const Checkpoint& checkpoint) {
+  std::string bytes(kMagic, sizeof(kMagic));
+  PutU64(bytes, checkpoint.round);
+  PutFloats(bytes, checkpoint.weights);
+  PutFloats(bytes, checkpoint.strategy_state);
+  PutU64(bytes, Fnv1a(bytes));
+
+  const std::string tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("opening " + tmp);
+  Status status = WriteAll(fd, bytes, tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = Errno("fsync " + tmp);
+  if (::close(fd) != 0 && status.ok()) status = Errno("closing " + tmp);
+  if (!status.ok()) return status;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Errno("renaming " + tmp);
+  std::filesystem::path folder = path.parent_path();
+  if (folder.empty()) folder = ".";
+  const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);  // best effort: some file systems refuse fsync on folders
+    ::close(dir);
+  }
+  return OkStatus();
+}
+
+Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("checkpoint '" + path.string() + "' not found");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bad = "checkpoint '" + path.string() + "' is ";
+  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return DataLossError(bad + "not an edgefl checkpoint");
+  }
+  Checkpoint checkpoint;
+  Reader reader(bytes);
+  uint64_t checksum = 0;
+  if (!reader.U64(checkpoint.round) || !reader.Floats(checkpoint.weights) ||
+      !reader.Floats(checkpoint.strategy_state)) {
+    return DataLossError(bad + "truncated");
+  }
+  const size_t body = reader.pos();
+  if (!reader.U64(checksum) || reader.pos() != bytes.size()) {
+    return DataLossError(bad + "truncated or has trailing bytes");
+  }
+  if (checksum != Fnv1a(bytes.substr(0, body))) return DataLossError(bad + "corrupted");
+  return checkpoint;
+}
+
+}  // namespace edgefl::coordinator

@@ -1,0 +1,372 @@
+#include "edgefl/coordinator/service.h"
+
+#include <spdlog/spdlog.h>
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <variant>
+
+#include "edgefl/aggregation/strategy.h"
+#include "edgefl/common/clock.h"
+#include "edgefl/common/random.h"
+#include "edgefl/common/strings.h"
+#include "edgefl/coordinator/checkpoint.h"
+#include "edgefl/coordinator/registry.h"
+#include "edgefl/coordinator/round_engine.h"
+#include "edgefl/models/model.h"
+#include "edgefl/transport/zmq_channel.h"
+
+namespace edgefl::coordinator {
+namespace {
+
+using FieldPointer = std::variant<std::string ServiceConfig::*, uint64_t ServiceConfig::*,
+                                  double ServiceConfig::*, bool ServiceConfig::*>;
+struct Field {
+  const char* key;
+  FieldPointer pointer;
+};
+
+const std::vector<Field>& Fields() {
+  static const std::vector<Field> fields = {
+      {"endpoint", &ServiceConfig::endpoint},
+      {"insecure_plaintext", &ServiceConfig::insecure_plaintext},
+      {"secret_key_file", &ServiceConfig::secret_key_file},
+      {"allowed_keys_path", &ServiceConfig::allowed_keys_path},
+      {"endpoint_file", &ServiceConfig::endpoint_file},
+      {"model", &ServiceConfig::model},
+      {"input_size", &ServiceConfig::input_size},
+      {"num_classes", &ServiceConfig::num_classes},
+      {"rounds", &ServiceConfig::rounds},
+      {"min_clients", &ServiceConfig::min_clients},
+      {"clients_per_round", &ServiceConfig::clients_per_round},
+      {"over_selection", &ServiceConfig::over_selection},
+      {"min_clients_reported", &ServiceConfig::min_clients_reported},
+      {"round_deadline_seconds", &ServiceConfig::round_deadline_seconds},
+      {"heartbeat_timeout_seconds", &ServiceConfig::heartbeat_timeout_seconds},
+      {"local_epochs", &ServiceConfig::local_epochs},
+      {"local_steps", &ServiceConfig::local_steps},
+      {"batch_size", &ServiceConfig::batch_size},
+      {"lr", &ServiceConfig::lr},
+      {"momentum", &ServiceConfig::momentum},
+      {"weight_decay", &ServiceConfig::weight_decay},
+      {"proximal_mu", &ServiceConfig::proximal_mu},
+      {"strategy", &ServiceConfig::strategy},
+      {"server_lr", &ServiceConfig::server_lr},
+      {"server_momentum", &ServiceConfig::server_momentum},
+      {"beta1", &ServiceConfig::beta1},
+      {"beta2", &ServiceConfig::beta2},
+      {"tau", &ServiceConfig::tau},
+      {"dp", &ServiceConfig::dp},
+      {"clip", &ServiceConfig::clip},
+      {"noise_multiplier", &ServiceConfig::noise_multiplier},
+      {"delta", &ServiceConfig::delta},
+      {"secagg", &ServiceConfig::secagg},
+      {"secagg_neighbours", &ServiceConfig::secagg_neighbours},
+      {"seed", &ServiceConfig::seed},
+      {"checkpoint", &ServiceConfig::checkpoint},
+      {"save_weights", &ServiceConfig::save_weights},
+  };
+  return fields;
+}
+
+Status SetField(ServiceConfig& config, const Field& field, const toml::node& node,
+                const std::string& where) {
+  struct Setter {
+    ServiceConfig& config;
+    const toml::node& node;
+    const std::string& where;
+    Status operator()(std::string ServiceConfig::*member) const {
+      if (!node.is_string()) return InvalidArgumentError(where + " must be a string");
+      config.*member = *node.value<std::string>();
+      return OkStatus();
+    }
+    Status operator()(uint64_t ServiceConfig::*member) const {
+      auto value = node.value<int64_t>();
+      if (!node.is_integer() || !value || *value < 0) {
+        return InvalidArgumentError(where + " must be a non-negative integer");
+      }
+      config.*member = static_cast<uint64_t>(*value);
+      return OkStatus();
+    }
+    Status operator()(double ServiceConfig::*member) const {
+      auto value = node.value<double>();
+      if (!value) return InvalidArgumentError(where + " must be a number");
+      config.*member = *value;
+      return OkStatus();
+    }
+    Status operator()(bool ServiceConfig::*member) const {
+      if (!node.is_boolean()) return InvalidArgumentError(where + " must be true or false");
+      config.*member = *node.value<bool>();
+      return OkStatus();
+    }
+  };
+  return std::visit(Setter{config, node, where}, field.pointer);
+}
+
+Status Check(bool ok, const std::string& what) {
+  return ok ? OkStatus() : InvalidArgumentError(what);
+}
+
+Clock::Duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(s));
+}
+
+Result<EngineOptions> MakeEngineOptions(const ServiceConfig& config) {
+  EngineOptions options;
+  options.clients_per_round = config.clients_per_round;
+  options.over_selection = config.over_selection;
+  options.min_clients_reported = config.min_clients_reported;
+  options.round_deadline = config.round_deadline_seconds > 0
+                               ? Seconds(config.round_deadline_seconds)
+                               : Clock::Duration::max();
+  // The simulator's seed derivations, so one seed means one experiment (simulation.cc).
+  options.seed = DeriveSeed(config.seed, 0x5e1ecULL);
+  options.training = transport::TrainingConfig{
+      .local_epochs = static_cast<uint32_t>(config.local_epochs),
+      .local_steps = static_cast<uint32_t>(config.local_steps),
+      .batch_size = static_cast<uint32_t>(config.batch_size),
+      .learning_rate = static_cast<float>(config.lr),
+      .momentum = static_cast<float>(config.momentum),
+      .weight_decay = static_cast<float>(config.weight_decay),
+      .proximal_mu = static_cast<float>(config.proximal_mu),
+      .seed = DeriveSeed(config.seed, 0x7a1eULL)};
+  options.privacy = PrivacyOptions{
+      .dp = config.dp == "central"       ? DpMode::kCentral
+            : config.dp == "distributed" ? DpMode::kDistributed
+                                         : DpMode::kNone,
+      .clip_norm = config.clip,
+      .noise_multiplier = config.noise_multiplier,
+      .delta = config.delta,
+      .secure_aggregation = config.secagg,
+      .secagg_neighbours = static_cast<uint32_t>(config.secagg_neighbours)};
+  EDGEFL_RETURN_IF_ERROR(options.Validate());
+  return options;
+}
+
+// Drops devices silent for longer than the timeout from the registry and the channel.
+void ForgetSilent(transport::ZmqCoordinatorChannel& channel, ClientRegistry& registry,
+                  Clock::Duration timeout) {
+  for (ClientId id : channel.ExpiredClients(timeout)) {
+    spdlog::info("event=device_expired client={}", id.value());
+    registry.Unregister(id);
+    channel.Forget(id);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> ServiceConfigKeys() {
+  std::vector<std::string> keys;
+  for (const Field& field : Fields()) keys.emplace_back(field.key);
+  return keys;
+}
+
+Status ServiceConfig::Validate() const {
+  EDGEFL_RETURN_IF_ERROR(Check(!endpoint.empty(), "endpoint must not be empty"));
+  EDGEFL_RETURN_IF_ERROR(Check(insecure_plaintext || (!secret_key_file.empty() &&
+                                                      !allowed_keys_path.empty()),
+                               "secret_key_file and allowed_keys_path are required unless "
+                               "insecure_plaintext = true"));
+  EDGEFL_RETURN_IF_ERROR(Check(rounds >= 1, "rounds must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Check(min_clients >= 1, "min_clients must be >= 1"));
+  EDGEFL_RETURN_IF_ERROR(Check(clients_per_round >= 1 && clients_per_round <= min_clients,
+                               "clients_per_round must be in [1, min_clients]"));
+  EDGEFL_RETURN_IF_ERROR(Check(round_deadline_seconds >= 0, "round_deadline_seconds must be >= 0"));
+  EDGEFL_RETURN_IF_ERROR(
+      Check(heartbeat_timeout_seconds > 0, "heartbeat_timeout_seconds must be > 0"));
+  EDGEFL_RETURN_IF_ERROR(Check(dp == "none" || dp == "central" || dp == "distributed",
+                               "dp must be one of none, central, distributed; got '" + dp + "'"));
+  return MakeEngineOptions(*this).status();
+}
+
+Result<ServiceConfig> LoadServiceConfig(const std::filesystem::path& path, ServiceConfig base) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return NotFoundError("config file '" + path.string() + "' not found");
+  }
+  toml::table table;
+  try {
+    table = toml::parse_file(path.string());
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return InvalidArgumentError(path.string() + ":" + std::to_string(where.line) + ":" +
+                                std::to_string(where.column) + ": " +
+                                std::string(e.description()));
+  }
+  const std::vector<std::string> keys = ServiceConfigKeys();
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    const Field* field = nullptr;
+    for (const Field& f : Fields()) {
+      if (name == f.key) field = &f;
+    }
+    if (field == nullptr) {
+      return InvalidArgumentError(path.string() + ": unknown key '" + name + "'" +
+                                  DidYouMean(name, keys));
+    }
+    EDGEFL_RETURN_IF_ERROR(SetField(base, *field, node, path.string() + ": " + name));
+  }
+  return base;
+}
+
+std::string FormatServiceConfig(const ServiceConfig& config) {
+  struct Getter {
+    const ServiceConfig& config;
+    toml::table& table;
+    const char* key;
+    void operator()(std::string ServiceConfig::*m) const { table.insert(key, config.*m); }
+    void operator()(uint64_t ServiceConfig::*m) const {
+      table.insert(key, static_cast<int64_t>(config.*m));
+    }
+    void operator()(double ServiceConfig::*m) const { table.insert(key, config.*m); }
+    void operator()(bool ServiceConfig::*m) const { table.insert(key, config.*m); }
+  };
+  std::ostringstream out;
+  for (const Field& field : Fields()) {
+    toml::table one;
+    std::visit(Getter{config, one, field.key}, field.pointer);
+    out << one << "\n";
+  }
+  return out.str();
+}
+
+Status SaveRawWeights(const std::filesystem::path& path, const std::vector<float>& weights) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(weights.data()),
+            static_cast<std::streamsize>(weights.size() * sizeof(float)));
+  if (!out) return InternalError("cannot write weights to '" + path.string() + "'");
+  return OkStatus();
+}
+
+Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
+  EDGEFL_RETURN_IF_ERROR(config.Validate());
+  EDGEFL_ASSIGN_OR_RETURN(EngineOptions engine_options, MakeEngineOptions(config));
+
+  EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
+                          models::CreateModel(models::ModelSpec{.name = config.model,
+                                                                .input_size = config.input_size,
+                                                                .num_classes = config.num_classes}));
+  model->InitializeParameters(config.seed);
+  std::vector<float> initial(model->parameters().begin(), model->parameters().end());
+  EDGEFL_ASSIGN_OR_RETURN(
+      std::unique_ptr<aggregation::Strategy> strategy,
+      aggregation::CreateStrategy(
+          aggregation::StrategyOptions{.name = config.strategy,
+                                       .server_learning_rate = static_cast<float>(config.server_lr),
+                                       .server_momentum = static_cast<float>(config.server_momentum),
+                                       .beta1 = static_cast<float>(config.beta1),
+                                       .beta2 = static_cast<float>(config.beta2),
+                                       .tau = static_cast<float>(config.tau)},
+          initial.size()));
+
+  WallClock clock;
+  EDGEFL_ASSIGN_OR_RETURN(
+      std::unique_ptr<transport::ZmqCoordinatorChannel> channel,
+      transport::ZmqCoordinatorChannel::Create(
+          transport::ZmqCoordinatorOptions{.endpoint = config.endpoint,
+                                           .insecure_plaintext = config.insecure_plaintext,
+                                           .secret_key_file = config.secret_key_file,
+                                           .allowed_keys_path = config.allowed_keys_path},
+          clock));
+  spdlog::info("event=listening endpoint={}", channel->endpoint());
+  if (!config.endpoint_file.empty()) {
+    std::ofstream out(config.endpoint_file, std::ios::trunc);
+    out << channel->endpoint() << "\n";
+    if (!out) return InternalError("cannot write endpoint_file '" + config.endpoint_file + "'");
+  }
+
+  ClientRegistry registry;
+  RoundEngine engine(engine_options, std::move(initial), std::move(strategy), *channel, registry);
+  if (!config.checkpoint.empty()) {
+    Result<Checkpoint> checkpoint = LoadCheckpoint(config.checkpoint);
+    if (checkpoint.ok()) {
+      EDGEFL_RETURN_IF_ERROR(engine.Restore(checkpoint->weights, RoundId{checkpoint->round}));
+      EDGEFL_RETURN_IF_ERROR(engine.strategy().LoadState(checkpoint->strategy_state));
+      spdlog::info("event=resumed checkpoint={} last_round={}", config.checkpoint,
+                   checkpoint->round);
+    } else if (checkpoint.status().code() != StatusCode::kNotFound) {
+      return checkpoint.status();
+    }
+  }
+
+  const Clock::Duration heartbeat_timeout = Seconds(config.heartbeat_timeout_seconds);
+  // Keep-alive: devices reconnect after a silence (device_process.h), and transport forbids
+  // coordinator heartbeats, so between rounds every registered device gets a RoundEnd of the
+  // last completed round (devices ignore it) at most every kKeepAlive.
+  constexpr auto kKeepAlive = std::chrono::milliseconds(500);
+  auto last_keep_alive = std::chrono::steady_clock::now() - kKeepAlive;
+  auto keep_alive = [&] {
+    if (std::chrono::steady_clock::now() - last_keep_alive < kKeepAlive) return;
+    last_keep_alive = std::chrono::steady_clock::now();
+    for (ClientId id : registry.Available()) {
+      (void)channel->Send(id, transport::Message{.sender = ClientId{0},
+                                                 .round = engine.last_round(),
+                                                 .body = transport::RoundEnd{}});
+    }
+  };
+  auto send_goodbyes = [&] {
+    for (ClientId id : registry.Available()) {
+      (void)channel->Send(id, transport::Message{.sender = ClientId{0},
+                                                 .round = RoundId{0},
+                                                 .body = transport::Goodbye{}});
+    }
+  };
+  while (engine.last_round().value() < config.rounds) {
+    // Registration: wait (without busy spinning) until enough devices are connected.
+    while (!stop.load()) {
+      engine.AcceptRegistrations();
+      ForgetSilent(*channel, registry, heartbeat_timeout);
+      if (registry.size() >= config.min_clients) break;
+      keep_alive();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (stop.load()) {
+      spdlog::info("event=stopping reason=signal last_round={}", engine.last_round().value());
+      send_goodbyes();
+      return OkStatus();
+    }
+    const auto started = std::chrono::steady_clock::now();
+    EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    spdlog::info(
+        "event=round round={} applied={} selected={} reported={} dropped={} rejected={} "
+        "train_loss={:.6f} epsilon={:.4f} seconds={:.3f} connected={} status=\"{}\"",
+        report.round.value(), report.status.ok(), report.num_clients_selected,
+        report.num_clients_reported, report.num_clients_dropped, report.num_clients_rejected,
+        report.train_loss, report.epsilon, seconds, channel->num_clients(),
+        report.status.ok() ? "" : report.status.ToString());
+    for (const ClientOutcome& outcome : report.outcomes) {
+      if (outcome.kind != ClientOutcomeKind::kReported) {
+        spdlog::info("event=client_outcome round={} client={} outcome={} reason=\"{}\"",
+                     report.round.value(), outcome.client.value(),
+                     ClientOutcomeName(outcome.kind), outcome.reason);
+      }
+    }
+    if (!config.checkpoint.empty()) {
+      Checkpoint checkpoint{.round = engine.last_round().value(),
+                            .weights = {engine.global_weights().begin(),
+                                        engine.global_weights().end()},
+                            .strategy_state = engine.strategy().SaveState()};
+      EDGEFL_RETURN_IF_ERROR(SaveCheckpoint(config.checkpoint, checkpoint));
+      spdlog::info("event=checkpoint round={} path={}", checkpoint.round, config.checkpoint);
+    }
+    ForgetSilent(*channel, registry, heartbeat_timeout);
+    last_keep_alive = std::chrono::steady_clock::now() - kKeepAlive;
+    keep_alive();
+    if (stop.load()) break;
+  }
+  if (!config.save_weights.empty()) {
+    EDGEFL_RETURN_IF_ERROR(SaveRawWeights(
+        config.save_weights, {engine.global_weights().begin(), engine.global_weights().end()}));
+  }
+  spdlog::info("event=done last_round={}", engine.last_round().value());
+  send_goodbyes();
+  return OkStatus();
+}
+
+}  // namespace edgefl::coordinator

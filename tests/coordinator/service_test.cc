@@ -1,0 +1,181 @@
+#include "edgefl/coordinator/service.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "edgefl/client/device_process.h"
+#include "edgefl/coordinator/checkpoint.h"
+#include "edgefl/models/dataset.h"
+#include "edgefl/models/model.h"
+
+namespace edgefl::coordinator {
+namespace {
+
+std::filesystem::path TempDir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("edgefl_service_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST_CASE("a checkpoint reads back exactly what was saved") {
+  const auto dir = TempDir("ckpt");
+  const Checkpoint saved{.round = 7, .weights = {1.5f, -2.0f, 3.25f}, .strategy_state = {0.5f}};
+  REQUIRE(SaveCheckpoint(dir / "c.bin", saved).ok());
+  Result<Checkpoint> loaded = LoadCheckpoint(dir / "c.bin");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->round == 7);
+  CHECK(loaded->weights == saved.weights);
+  CHECK(loaded->strategy_state == saved.strategy_state);
+  CHECK_FALSE(std::filesystem::exists(dir / "c.bin.tmp"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a missing, truncated or corrupted checkpoint is reported, not loaded") {
+  const auto dir = TempDir("ckpt_bad");
+  CHECK(LoadCheckpoint(dir / "none.bin").status().code() == StatusCode::kNotFound);
+  REQUIRE(SaveCheckpoint(dir / "c.bin", {.round = 1, .weights = {1, 2, 3, 4}}).ok());
+  const auto size = std::filesystem::file_size(dir / "c.bin");
+  std::filesystem::resize_file(dir / "c.bin", size - 3);
+  CHECK(LoadCheckpoint(dir / "c.bin").status().code() == StatusCode::kDataLoss);
+  REQUIRE(SaveCheckpoint(dir / "d.bin", {.round = 1, .weights = {1, 2, 3, 4}}).ok());
+  {
+    std::fstream f(dir / "d.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');
+  }
+  CHECK(LoadCheckpoint(dir / "d.bin").status().code() == StatusCode::kDataLoss);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the service config rejects unknown keys with a hint and round-trips through TOML") {
+  const auto dir = TempDir("config");
+  {
+    std::ofstream out(dir / "bad.toml");
+    out << "rounds = 3\nclients_per_rund = 4\n";
+  }
+  Result<ServiceConfig> bad = LoadServiceConfig(dir / "bad.toml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("clients_per_round") != std::string::npos);
+
+  ServiceConfig config;
+  config.rounds = 9;
+  config.secagg = true;
+  config.dp = "distributed";
+  config.endpoint = "tcp://127.0.0.1:*";
+  {
+    std::ofstream out(dir / "good.toml");
+    out << FormatServiceConfig(config);
+  }
+  Result<ServiceConfig> good = LoadServiceConfig(dir / "good.toml");
+  REQUIRE(good.ok());
+  CHECK(good->rounds == 9);
+  CHECK(good->secagg);
+  CHECK(good->dp == "distributed");
+  CHECK(good->endpoint == "tcp://127.0.0.1:*");
+  std::filesystem::remove_all(dir);
+}
+
+models::Dataset TinyDataset() {
+  models::Dataset data;
+  data.name = "tiny";
+  data.num_examples = 60;
+  data.example_shape = {4};
+  data.example_size = 4;
+  data.num_classes = 2;
+  for (size_t i = 0; i < data.num_examples; ++i) {
+    const float sign = (i % 2 == 0) ? 1.0f : -1.0f;
+    for (size_t j = 0; j < 4; ++j) data.features.push_back(sign * (0.5f + 0.1f * j));
+    data.labels.push_back(i % 2 == 0 ? 1 : 0);
+  }
+  return data;
+}
+
+// Runs the service to `rounds` with three device threads; returns the final weights.
+std::vector<float> RunWithDevices(const ServiceConfig& config, const models::Dataset& data,
+                                  const std::vector<std::vector<uint32_t>>& shards) {
+  std::atomic<bool> service_stop{false};
+  std::atomic<bool> devices_stop{false};
+  Status service_status;
+  std::thread service([&] { service_status = RunService(config, service_stop); });
+  // The endpoint file appears once the service is bound.
+  std::string endpoint;
+  while (endpoint.empty()) {
+    std::ifstream in(config.endpoint_file);
+    if (in) std::getline(in, endpoint);
+    if (endpoint.empty()) std::this_thread::yield();
+  }
+  std::vector<std::thread> devices;
+  for (const auto& shard : shards) {
+    devices.emplace_back([&, &shard = shard] {
+      auto model = models::CreateModel({.name = "logreg", .input_size = 4, .num_classes = 2});
+      REQUIRE(model.ok());
+      client::Workspace workspace(std::move(*model));
+      client::DeviceProcessOptions options;
+      options.channel.endpoint = endpoint;
+      options.channel.insecure_plaintext = true;
+      options.channel.heartbeat_interval = std::chrono::milliseconds(200);
+      options.channel.linger = std::chrono::milliseconds(0);
+      (void)client::RunDeviceProcess(options, client::LocalData{&data, shard}, workspace,
+                                     devices_stop);
+    });
+  }
+  service.join();
+  devices_stop = true;
+  for (auto& device : devices) device.join();
+  REQUIRE(service_status.ok());
+  std::ifstream in(config.save_weights, std::ios::binary);
+  std::vector<float> weights(10);
+  in.read(reinterpret_cast<char*>(weights.data()), 10 * sizeof(float));
+  REQUIRE(in.gcount() == 10 * sizeof(float));
+  return weights;
+}
+
+TEST_CASE("the service runs secure rounds with device processes, checkpoints and resumes" *
+          doctest::test_suite("integration")) {
+  const auto dir = TempDir("run");
+  const models::Dataset data = TinyDataset();
+  std::vector<std::vector<uint32_t>> shards(3);
+  for (uint32_t i = 0; i < data.num_examples; ++i) shards[i % 3].push_back(i);
+
+  ServiceConfig config;
+  config.endpoint = "tcp://127.0.0.1:*";
+  config.insecure_plaintext = true;
+  config.endpoint_file = (dir / "endpoint").string();
+  config.model = "logreg";
+  config.input_size = 4;
+  config.num_classes = 2;
+  config.rounds = 2;
+  config.min_clients = 3;
+  config.clients_per_round = 3;
+  config.secagg = true;
+  config.dp = "distributed";
+  config.clip = 1.0;
+  config.noise_multiplier = 0.5;
+  config.round_deadline_seconds = 20;
+  config.checkpoint = (dir / "ckpt.bin").string();
+  config.save_weights = (dir / "weights.bin").string();
+  const std::vector<float> after_two = RunWithDevices(config, data, shards);
+  Result<Checkpoint> checkpoint = LoadCheckpoint(config.checkpoint);
+  REQUIRE(checkpoint.ok());
+  CHECK(checkpoint->round == 2);
+  CHECK(checkpoint->weights == after_two);
+
+  // A restart with rounds = 3 resumes after round 2 and runs only round 3.
+  std::filesystem::remove(config.endpoint_file);
+  config.rounds = 3;
+  const std::vector<float> after_three = RunWithDevices(config, data, shards);
+  checkpoint = LoadCheckpoint(config.checkpoint);
+  REQUIRE(checkpoint.ok());
+  CHECK(checkpoint->round == 3);
+  CHECK(after_three != after_two);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace edgefl::coordinator
