@@ -12,7 +12,8 @@
 namespace edgefl::coordinator {
 namespace {
 
-constexpr char kMagic[8] = {'E', 'F', 'L', 'C', 'K', 'P', 'T', '1'};
+// Version 2 added the privacy accountant's state.
+constexpr char kMagic[8] = {'E', 'F', 'L', 'C', 'K', 'P', 'T', '2'};
 
 uint64_t Fnv1a(const std::string& bytes) {
   uint64_t hash = 1469598103934665603ULL;
@@ -27,9 +28,10 @@ void PutU64(std::string& out, uint64_t value) {
   out.append(reinterpret_cast<const char*>(&value), sizeof(value));
 }
 
-void PutFloats(std::string& out, const std::vector<float>& values) {
+template <typename T>
+void PutValues(std::string& out, const std::vector<T>& values) {
   PutU64(out, values.size());
-  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
 Status Errno(const std::string& what) {
@@ -58,12 +60,13 @@ class Reader {
     pos_ += sizeof(value);
     return true;
   }
-  bool Floats(std::vector<float>& values) {
+  template <typename T>
+  bool Values(std::vector<T>& values) {
     uint64_t n = 0;
-    if (!U64(n) || n > (bytes_.size() - pos_) / sizeof(float)) return false;
+    if (!U64(n) || n > (bytes_.size() - pos_) / sizeof(T)) return false;
     values.resize(n);
-    std::memcpy(values.data(), bytes_.data() + pos_, n * sizeof(float));
-    pos_ += n * sizeof(float);
+    std::memcpy(values.data(), bytes_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
     return true;
   }
   size_t pos() const { return pos_; }
@@ -78,8 +81,10 @@ class Reader {
 Status SaveCheckpoint(const std::filesystem::path& path, const Checkpoint& checkpoint) {
   std::string bytes(kMagic, sizeof(kMagic));
   PutU64(bytes, checkpoint.round);
-  PutFloats(bytes, checkpoint.weights);
-  PutFloats(bytes, checkpoint.strategy_state);
+  PutValues(bytes, checkpoint.weights);
+  PutValues(bytes, checkpoint.strategy_state);
+  PutU64(bytes, checkpoint.accountant_steps);
+  PutValues(bytes, checkpoint.accountant_rdp);
   PutU64(bytes, Fnv1a(bytes));
 
   const std::string tmp = path.string() + ".tmp";
@@ -111,8 +116,9 @@ Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path) {
   Checkpoint checkpoint;
   Reader reader(bytes);
   uint64_t checksum = 0;
-  if (!reader.U64(checkpoint.round) || !reader.Floats(checkpoint.weights) ||
-      !reader.Floats(checkpoint.strategy_state)) {
+  if (!reader.U64(checkpoint.round) || !reader.Values(checkpoint.weights) ||
+      !reader.Values(checkpoint.strategy_state) || !reader.U64(checkpoint.accountant_steps) ||
+      !reader.Values(checkpoint.accountant_rdp)) {
     return DataLossError(bad + "truncated");
   }
   const size_t body = reader.pos();

@@ -104,6 +104,24 @@ Status RoundEngine::Restore(std::span<const float> weights, RoundId last_complet
   return OkStatus();
 }
 
+std::vector<double> RoundEngine::accountant_rdp() const {
+  if (!accountant_) return {};
+  return {accountant_->rdp().begin(), accountant_->rdp().end()};
+}
+
+uint64_t RoundEngine::accountant_steps() const {
+  return accountant_ ? accountant_->num_steps() : 0;
+}
+
+Status RoundEngine::RestoreAccountant(std::span<const double> rdp, uint64_t steps) {
+  if (!accountant_) {
+    if (rdp.empty() && steps == 0) return OkStatus();
+    return FailedPreconditionError("the checkpoint holds privacy accounting but DP is off");
+  }
+  if (rdp.empty() && steps == 0) return OkStatus();  // a checkpoint from before DP was on
+  return accountant_->Restore(rdp, steps);
+}
+
 bool RoundEngine::HandleControl(const Message& message) {
   const Clock::Duration now = channel_.clock().Now();
   if (const auto* hello = std::get_if<transport::Hello>(&message.body)) {

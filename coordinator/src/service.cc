@@ -286,6 +286,8 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
     if (checkpoint.ok()) {
       EDGEFL_RETURN_IF_ERROR(engine.Restore(checkpoint->weights, RoundId{checkpoint->round}));
       EDGEFL_RETURN_IF_ERROR(engine.strategy().LoadState(checkpoint->strategy_state));
+      EDGEFL_RETURN_IF_ERROR(
+          engine.RestoreAccountant(checkpoint->accountant_rdp, checkpoint->accountant_steps));
       spdlog::info("event=resumed checkpoint={} last_round={}", config.checkpoint,
                    checkpoint->round);
     } else if (checkpoint.status().code() != StatusCode::kNotFound) {
@@ -351,7 +353,9 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
       Checkpoint checkpoint{.round = engine.last_round().value(),
                             .weights = {engine.global_weights().begin(),
                                         engine.global_weights().end()},
-                            .strategy_state = engine.strategy().SaveState()};
+                            .strategy_state = engine.strategy().SaveState(),
+                            .accountant_steps = engine.accountant_steps(),
+                            .accountant_rdp = engine.accountant_rdp()};
       EDGEFL_RETURN_IF_ERROR(SaveCheckpoint(config.checkpoint, checkpoint));
       spdlog::info("event=checkpoint round={} path={}", checkpoint.round, config.checkpoint);
     }

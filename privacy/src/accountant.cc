@@ -401,4 +401,20 @@ Result<double> FindNoiseMultiplier(double target_epsilon, double q, uint64_t ste
   return hi;
 }
 
+Status RdpAccountant::Restore(std::span<const double> rdp, uint64_t num_steps) {
+  if (rdp.size() != orders_.size()) {
+    return InvalidArgumentError("accountant state has " + std::to_string(rdp.size()) +
+                                " RDP values, the order grid has " +
+                                std::to_string(orders_.size()));
+  }
+  for (double value : rdp) {
+    if (!std::isfinite(value) || value < 0.0) {
+      return InvalidArgumentError("accountant state holds a negative or non-finite RDP value");
+    }
+  }
+  rdp_.assign(rdp.begin(), rdp.end());
+  num_steps_ = num_steps;
+  return OkStatus();
+}
+
 }  // namespace edgefl::privacy

@@ -25,13 +25,19 @@ std::filesystem::path TempDir(const std::string& name) {
 
 TEST_CASE("a checkpoint reads back exactly what was saved") {
   const auto dir = TempDir("ckpt");
-  const Checkpoint saved{.round = 7, .weights = {1.5f, -2.0f, 3.25f}, .strategy_state = {0.5f}};
+  const Checkpoint saved{.round = 7,
+                         .weights = {1.5f, -2.0f, 3.25f},
+                         .strategy_state = {0.5f},
+                         .accountant_steps = 7,
+                         .accountant_rdp = {0.25, 1.5}};
   REQUIRE(SaveCheckpoint(dir / "c.bin", saved).ok());
   Result<Checkpoint> loaded = LoadCheckpoint(dir / "c.bin");
   REQUIRE(loaded.ok());
   CHECK(loaded->round == 7);
   CHECK(loaded->weights == saved.weights);
   CHECK(loaded->strategy_state == saved.strategy_state);
+  CHECK(loaded->accountant_steps == 7);
+  CHECK(loaded->accountant_rdp == saved.accountant_rdp);
   CHECK_FALSE(std::filesystem::exists(dir / "c.bin.tmp"));
   std::filesystem::remove_all(dir);
 }

@@ -23,6 +23,8 @@ struct Checkpoint {
   uint64_t round = 0;                 // last completed round
   std::vector<float> weights;         // global trainable buffer
   std::vector<float> strategy_state;  // Strategy::SaveState()
+  uint64_t accountant_steps = 0;      // privacy accountant: steps composed so far
+  std::vector<double> accountant_rdp; // and RDP per order (empty without DP)
 };
 
 // Writes `checkpoint` atomically to `path`. kInternal when a write, fsync or rename fails.

@@ -165,6 +165,12 @@ class RoundEngine {
   // size mismatch.
   Status Restore(std::span<const float> weights, RoundId last_completed_round);
   RoundId last_round() const { return last_round_; }
+  // The privacy accountant's state (RDP per order, steps) for checkpoints; empty without DP.
+  std::vector<double> accountant_rdp() const;
+  uint64_t accountant_steps() const;
+  // Restores it so epsilon keeps accumulating after a resume. kFailedPrecondition when DP is
+  // off but a state is given; kInvalidArgument for a state of the wrong size.
+  Status RestoreAccountant(std::span<const double> rdp, uint64_t steps);
   const aggregation::Strategy& strategy() const { return *strategy_; }
   aggregation::Strategy& strategy() { return *strategy_; }
   const EngineOptions& options() const { return options_; }

@@ -92,6 +92,11 @@ class RdpAccountant {
   std::span<const double> rdp() const { return rdp_; }
   uint64_t num_steps() const { return num_steps_; }
 
+  // Puts back a state saved from rdp() and num_steps() (a checkpoint), so epsilon keeps
+  // accumulating across restarts. kInvalidArgument when `rdp` does not have one finite,
+  // non-negative value per order.
+  [[nodiscard]] Status Restore(std::span<const double> rdp, uint64_t num_steps);
+
  private:
   std::vector<double> orders_;
   std::vector<double> rdp_;
