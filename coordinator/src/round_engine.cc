@@ -42,6 +42,29 @@ Status EngineOptions::Validate() const {
   return privacy.Validate();
 }
 
+namespace {
+
+// The outcome of a cohort member that has not answered yet.
+constexpr char kNoAnswer[] = "no answer";
+
+}  // namespace
+
+Result<DpMode> ParseDpMode(std::string_view name) {
+  if (name == "none") return DpMode::kNone;
+  if (name == "central") return DpMode::kCentral;
+  if (name == "distributed") return DpMode::kDistributed;
+  return InvalidArgumentError("dp must be one of none, central, distributed; got '" +
+                              std::string(name) + "'");
+}
+
+uint64_t DeriveSelectionSeed(uint64_t experiment_seed) {
+  return DeriveSeed(experiment_seed, 0x5e1ecULL);
+}
+
+uint64_t DeriveTrainingSeed(uint64_t experiment_seed) {
+  return DeriveSeed(experiment_seed, 0x7a1eULL);
+}
+
 Status PrivacyOptions::Validate() const {
   if (!(clip_norm > 0.0) || !std::isfinite(clip_norm)) {
     return InvalidArgumentError("clip_norm must be > 0, got " + std::to_string(clip_norm));
@@ -196,7 +219,7 @@ void RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& coh
     if (HandleControl(message)) continue;
     auto outcome = outcomes.find(message.sender);
     if (message.round != round || outcome == outcomes.end() ||
-        outcome->second.reason != "no answer") {
+        outcome->second.reason != kNoAnswer) {
       ++report.num_stray_messages;
       spdlog::debug("round {}: ignoring {} from client {} for round {}", round.value(),
                     transport::MessageTypeName(transport::TypeOf(message.body)),
@@ -447,7 +470,7 @@ Result<RoundReport> RoundEngine::RunRound() {
   std::map<ClientId, ClientOutcome> outcomes;
   for (size_t i = 0; i < cohort.size(); ++i) {
     const ClientId client = cohort[i];
-    outcomes[client] = ClientOutcome{client, ClientOutcomeKind::kDropped, "no answer"};
+    outcomes[client] = ClientOutcome{client, ClientOutcomeKind::kDropped, kNoAnswer};
     if (ClientRecord* record = registry_.Find(client)) ++record->num_rounds_selected;
     transport::PrivacySettings mine = settings;
     mine.cohort_index = static_cast<uint32_t>(i);
@@ -480,7 +503,7 @@ Result<RoundReport> RoundEngine::RunRound() {
   }
 
   for (auto& [client, outcome] : outcomes) {
-    if (outcome.kind == ClientOutcomeKind::kDropped && outcome.reason == "no answer" &&
+    if (outcome.kind == ClientOutcomeKind::kDropped && outcome.reason == kNoAnswer &&
         report.num_clients_reported >= options_.clients_per_round) {
       outcome.reason = "not needed: enough updates arrived first";
     }

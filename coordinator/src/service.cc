@@ -123,8 +123,7 @@ Result<EngineOptions> MakeEngineOptions(const ServiceConfig& config) {
   options.round_deadline = config.round_deadline_seconds > 0
                                ? Seconds(config.round_deadline_seconds)
                                : Clock::Duration::max();
-  // The simulator's seed derivations, so one seed means one experiment (simulation.cc).
-  options.seed = DeriveSeed(config.seed, 0x5e1ecULL);
+  options.seed = DeriveSelectionSeed(config.seed);
   options.training = transport::TrainingConfig{
       .local_epochs = static_cast<uint32_t>(config.local_epochs),
       .local_steps = static_cast<uint32_t>(config.local_steps),
@@ -133,11 +132,10 @@ Result<EngineOptions> MakeEngineOptions(const ServiceConfig& config) {
       .momentum = static_cast<float>(config.momentum),
       .weight_decay = static_cast<float>(config.weight_decay),
       .proximal_mu = static_cast<float>(config.proximal_mu),
-      .seed = DeriveSeed(config.seed, 0x7a1eULL)};
+      .seed = DeriveTrainingSeed(config.seed)};
+  EDGEFL_ASSIGN_OR_RETURN(DpMode dp, ParseDpMode(config.dp));
   options.privacy = PrivacyOptions{
-      .dp = config.dp == "central"       ? DpMode::kCentral
-            : config.dp == "distributed" ? DpMode::kDistributed
-                                         : DpMode::kNone,
+      .dp = dp,
       .clip_norm = config.clip,
       .noise_multiplier = config.noise_multiplier,
       .delta = config.delta,

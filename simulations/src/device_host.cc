@@ -6,6 +6,7 @@
 
 #include "edgefl/common/check.h"
 #include "edgefl/common/random.h"
+#include "edgefl/privacy/secagg_wire.h"
 
 namespace edgefl::simulations {
 namespace {
@@ -65,7 +66,12 @@ bool VirtualDeviceHost::DropsBefore(const transport::Addressed& addressed) const
     step = 0;
     secure = start->privacy.secure_aggregation;
   } else if (const auto* p = std::get_if<transport::SecAggPayload>(&addressed.message.body)) {
-    step = p->step == 2 ? 1 : p->step == 4 ? 2 : p->step == 6 ? 3 : -1;
+    using privacy::SecAggStep;
+    const auto received = static_cast<SecAggStep>(p->step);
+    step = received == SecAggStep::kKeyDirectory    ? 1
+           : received == SecAggStep::kShareKeysRelay ? 2
+           : received == SecAggStep::kUnmaskRequest  ? 3
+                                                     : -1;
     secure = true;
   }
   if (step < 0) return false;

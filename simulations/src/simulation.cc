@@ -127,7 +127,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
     devices.emplace_back(ClientId{i + 1},
                          client::LocalData{&data.train, partition[i % num_parts]});
   }
-  // Evaluation reuses the training workspaces, so they are shared with the host below.
+  // Evaluation has scratch models of its own: the training workspaces move into the host.
   std::vector<std::unique_ptr<client::Workspace>> eval_workspaces;
   for (int t = 0; t < num_threads; ++t) {
     EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, models::CreateModel(model_spec));
@@ -167,7 +167,7 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   engine_options.clients_per_round = config.clients_per_round;
   engine_options.over_selection = config.over_selection;
   engine_options.async_concurrency = config.async_concurrency;
-  engine_options.seed = DeriveSeed(config.seed, 0x5e1ecULL);
+  engine_options.seed = coordinator::DeriveSelectionSeed(config.seed);
   if (config.round_deadline > 0) {
     engine_options.round_deadline = std::chrono::duration_cast<Clock::Duration>(
         std::chrono::duration<double>(config.round_deadline));
@@ -186,11 +186,10 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
       .momentum = static_cast<float>(config.momentum),
       .weight_decay = static_cast<float>(config.weight_decay),
       .proximal_mu = static_cast<float>(config.proximal_mu),
-      .seed = DeriveSeed(config.seed, 0x7a1eULL)};
+      .seed = coordinator::DeriveTrainingSeed(config.seed)};
+  EDGEFL_ASSIGN_OR_RETURN(coordinator::DpMode dp, coordinator::ParseDpMode(config.dp));
   engine_options.privacy = coordinator::PrivacyOptions{
-      .dp = config.dp == "central"       ? coordinator::DpMode::kCentral
-            : config.dp == "distributed" ? coordinator::DpMode::kDistributed
-                                         : coordinator::DpMode::kNone,
+      .dp = dp,
       .clip_norm = config.clip,
       .noise_multiplier = config.noise_multiplier,
       .delta = config.delta,

@@ -23,6 +23,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "edgefl/aggregation/strategy.h"
@@ -43,6 +44,15 @@ enum class DpMode : uint8_t {
   kDistributed = 2,  // each device adds discrete Gaussian noise under secure aggregation
                      // (Kairouz et al. 2021); needs secure_aggregation
 };
+
+// "none", "central" or "distributed"; kInvalidArgument listing them otherwise.
+Result<DpMode> ParseDpMode(std::string_view name);
+
+// The engine's seeds, derived from one experiment seed. The simulator and the coordinator
+// service both derive them here, so the same seed is the same experiment in either (the
+// one-engine equality test depends on it).
+uint64_t DeriveSelectionSeed(uint64_t experiment_seed);
+uint64_t DeriveTrainingSeed(uint64_t experiment_seed);
 
 struct PrivacyOptions {
   DpMode dp = DpMode::kNone;
