@@ -50,7 +50,8 @@ bool SameMessage(const Message& a, const Message& b) {
     const Body& other;
     bool operator()(const Hello& x) const {
       const auto& y = std::get<Hello>(other);
-      return x.device_name == y.device_name && x.num_examples == y.num_examples;
+      return x.device_name == y.device_name && x.num_examples == y.num_examples &&
+             x.requested_id == y.requested_id;
     }
     bool operator()(const Welcome& x) const {
       const auto& y = std::get<Welcome>(other);
@@ -117,7 +118,7 @@ std::vector<Message> GoldenMessages() {
   return {
       Message{.sender = ClientId(0),
               .round = RoundId(0),
-              .body = Hello{.device_name = "pi", .num_examples = 600}},
+              .body = Hello{.device_name = "pi", .num_examples = 600, .requested_id = 5}},
       Message{.sender = ClientId(0),
               .round = RoundId(0),
               .body = Welcome{.assigned_id = device, .num_parameters = 10}},
@@ -242,38 +243,38 @@ TEST_CASE("A RoundStart without weights encodes as zero weights and decodes to a
 }
 
 TEST_CASE("The encoding of each message type is pinned byte for byte") {
-  // Header: "EDFL", version 1, type, round, sender, payload length; all little-endian.
+  // Header: "EDFL", version 2, type, round, sender, payload length; all little-endian.
   // Payload: 0x01 (little-endian marker), then the fields in docs/protocol.md order.
   // clang-format off
   const std::vector<std::string> expected = {
-      // Hello{"pi", 600}
-      "4544464c" "0100" "0100" "0000000000000000" "0000000000000000" "13000000"
-      "01" "0200000000000000" "7069" "5802000000000000",
+      // Hello{"pi", 600, 5}
+      "4544464c" "0200" "0100" "0000000000000000" "0000000000000000" "1b000000"
+      "01" "0200000000000000" "7069" "5802000000000000" "0500000000000000",
       // Welcome{7, 10}
-      "4544464c" "0100" "0200" "0000000000000000" "0000000000000000" "11000000"
+      "4544464c" "0200" "0200" "0000000000000000" "0000000000000000" "11000000"
       "01" "0700000000000000" "0a00000000000000",
       // RoundStart{2, {1, 0, 10, 0.5, 0, 0, 0, 9}, {1, -2}, {2, 0.5, 1, 1, 3, 2, 0, 5, 4, 2}},
       // round 3
-      "4544464c" "0100" "0300" "0300000000000000" "0000000000000000" "6b000000"
+      "4544464c" "0200" "0300" "0300000000000000" "0000000000000000" "6b000000"
       "01" "0200000000000000" "01000000" "00000000" "0a000000" "0000003f" "00000000"
       "00000000" "00000000" "0900000000000000" "0200000000000000" "0000803f" "000000c0"
       "02" "0000003f" "01" "01000000" "03000000" "02000000" "00000000" "0500000000000000"
       "0000000000001040" "0000000000000040",
       // Update{600, 0.25, {0.5}}, round 3, sender 7
-      "4544464c" "0100" "0400" "0300000000000000" "0700000000000000" "19000000"
+      "4544464c" "0200" "0400" "0300000000000000" "0700000000000000" "19000000"
       "01" "5802000000000000" "0000803e" "0100000000000000" "0000003f",
       // RoundEnd{DEADLINE_EXCEEDED, "late"}, round 3
-      "4544464c" "0100" "0500" "0300000000000000" "0000000000000000" "11000000"
+      "4544464c" "0200" "0500" "0300000000000000" "0000000000000000" "11000000"
       "01" "04000000" "0400000000000000" "6c617465",
       // Heartbeat, sender 7
-      "4544464c" "0100" "0600" "0000000000000000" "0700000000000000" "01000000" "01",
+      "4544464c" "0200" "0600" "0000000000000000" "0700000000000000" "01000000" "01",
       // Error{INVALID_ARGUMENT, "bad"}
-      "4544464c" "0100" "0700" "0000000000000000" "0000000000000000" "10000000"
+      "4544464c" "0200" "0700" "0000000000000000" "0000000000000000" "10000000"
       "01" "03000000" "0300000000000000" "626164",
       // Goodbye, sender 7
-      "4544464c" "0100" "0800" "0000000000000000" "0700000000000000" "01000000" "01",
+      "4544464c" "0200" "0800" "0000000000000000" "0700000000000000" "01000000" "01",
       // SecAgg{5, 0, 0, {1, 2, 3}}, round 3, sender 7
-      "4544464c" "0100" "0900" "0300000000000000" "0700000000000000" "19000000"
+      "4544464c" "0200" "0900" "0300000000000000" "0700000000000000" "19000000"
       "01" "05" "0000000000000000" "00000000" "0300000000000000" "010203",
   };
   // clang-format on
@@ -311,9 +312,11 @@ TEST_CASE("Decode refuses bad envelopes with the documented status codes") {
   CHECK(code_of(bad) == StatusCode::kInvalidArgument);
 
   bad = good;
-  bad[4] = 2;  // version 2
+  bad[4] = 1;  // version 1, before Hello.requested_id
   CHECK(code_of(bad) == StatusCode::kUnimplemented);
-  CHECK(Decode(bad).status().message() == "protocol version 2, this build speaks 1");
+  CHECK(Decode(bad).status().message() == "protocol version 1, this build speaks 2");
+  bad[4] = 3;  // a later version
+  CHECK(Decode(bad).status().message() == "protocol version 3, this build speaks 2");
 
   for (uint16_t type : {uint16_t{0}, uint16_t{10}, uint16_t{0xffff}}) {
     bad = good;

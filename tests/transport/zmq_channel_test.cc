@@ -312,7 +312,7 @@ TEST_CASE("Malformed frames from an admitted peer are dropped and the channel ke
   for (uint8_t& b : random_bytes) b = static_cast<uint8_t>(rng.UniformInt(256));
   std::vector<uint8_t> truncated(hello.begin(), hello.begin() + 20);
   std::vector<uint8_t> wrong_version = hello;
-  wrong_version[4] = 2;
+  wrong_version[4] = static_cast<uint8_t>(kProtocolVersion + 1);
   // A Hello whose payload is over the Hello limit (but under the socket's frame limit).
   std::vector<uint8_t> oversized_hello = hello;
   const uint32_t big = kMaxHelloPayloadBytes + 1;
@@ -473,6 +473,131 @@ TEST_CASE("An Update of the largest size passes through CURVE in both directions
   Result<Message> update = ReceiveWithin(*coordinator, kPatience);
   REQUIRE(update.ok());
   CHECK(std::get<Update>(update->body).delta.size() == kMaxNumWeights);
+}
+
+}  // namespace
+}  // namespace edgefl::transport
+
+namespace edgefl::transport {
+namespace {
+
+std::unique_ptr<ZmqDeviceChannel> MakePlaintextDevice(const std::string& endpoint,
+                                                      const Clock& clock,
+                                                      std::shared_ptr<ZmqContext> context = {}) {
+  Result<std::unique_ptr<ZmqDeviceChannel>> channel =
+      ZmqDeviceChannel::Create({.endpoint = endpoint,
+                                .insecure_plaintext = true,
+                                .heartbeat_interval = milliseconds(0),
+                                .linger = milliseconds(0),
+                                .context = std::move(context)},
+                               clock);
+  REQUIRE(channel.ok());
+  return std::move(channel).value();
+}
+
+// Sends a Hello asking for `requested` and returns the id the coordinator channel granted.
+ClientId HelloFor(ZmqCoordinatorChannel& coordinator, ZmqDeviceChannel& device,
+                  uint64_t requested) {
+  REQUIRE(device.Send(Message{.body = Hello{.device_name = "d", .requested_id = requested}}).ok());
+  Result<Message> hello = ReceiveWithin(coordinator, kPatience);
+  REQUIRE(hello.ok());
+  REQUIRE(std::holds_alternative<Hello>(hello->body));
+  CHECK(std::get<Hello>(hello->body).requested_id == requested);
+  return hello->sender;
+}
+
+TEST_CASE("A Hello's requested id is granted unless a live connection holds it" *
+          doctest::test_suite("integration")) {
+  WallClock clock;
+  Result<std::unique_ptr<ZmqCoordinatorChannel>> coordinator = ZmqCoordinatorChannel::Create(
+      {.endpoint = "tcp://127.0.0.1:*", .insecure_plaintext = true}, clock);
+  REQUIRE(coordinator.ok());
+  const std::string endpoint = (*coordinator)->endpoint();
+  auto a = MakePlaintextDevice(endpoint, clock);
+  auto b = MakePlaintextDevice(endpoint, clock);
+  auto c = MakePlaintextDevice(endpoint, clock);
+  auto d = MakePlaintextDevice(endpoint, clock);
+  CHECK(HelloFor(**coordinator, *a, 2) == ClientId(2));
+  // Taken: b gets the lowest id never assigned and free, c (asking for none) the next one,
+  // skipping the 2 that a holds.
+  CHECK(HelloFor(**coordinator, *b, 2) == ClientId(1));
+  CHECK(HelloFor(**coordinator, *c, 0) == ClientId(3));
+  // A second Hello on a mapped connection keeps its id whatever it asks for.
+  CHECK(HelloFor(**coordinator, *a, 7) == ClientId(2));
+  // Once the holder is forgotten (Goodbye, expiry) the id can be asked for again.
+  (*coordinator)->Forget(ClientId(2));
+  CHECK(HelloFor(**coordinator, *d, 2) == ClientId(2));
+  CHECK((*coordinator)->num_clients() == 3);
+  REQUIRE((*coordinator)
+              ->Send(ClientId(2), Message{.body = Welcome{.assigned_id = ClientId(2)}})
+              .ok());
+  Result<Message> welcome = ReceiveWithin(*d, kPatience);
+  REQUIRE(welcome.ok());
+  CHECK(std::get<Welcome>(welcome->body).assigned_id == ClientId(2));
+}
+
+TEST_CASE("Many device channels share one context, one poller and host-driven heartbeats" *
+          doctest::test_suite("integration")) {
+  WallClock clock;
+  Result<std::unique_ptr<ZmqCoordinatorChannel>> coordinator = ZmqCoordinatorChannel::Create(
+      {.endpoint = "tcp://127.0.0.1:*", .insecure_plaintext = true}, clock);
+  REQUIRE(coordinator.ok());
+  CHECK(ZmqContext::Create(0, 10).status().code() == StatusCode::kInvalidArgument);
+  CHECK(ZmqContext::Create(1, 0).status().code() == StatusCode::kInvalidArgument);
+  Result<std::shared_ptr<ZmqContext>> context = ZmqContext::Create(1, 256);
+  REQUIRE(context.ok());
+  constexpr size_t kDevices = 50;
+  std::vector<std::unique_ptr<ZmqDeviceChannel>> devices;
+  ZmqDevicePoller poller;
+  for (size_t i = 0; i < kDevices; ++i) {
+    devices.push_back(MakePlaintextDevice((*coordinator)->endpoint(), clock, *context));
+    CHECK(poller.Add(*devices.back()) == i);
+    // Before Hello a heartbeat is not sent.
+    REQUIRE(devices.back()->SendHeartbeat().ok());
+    CHECK(devices.back()->num_heartbeats_sent() == 0);
+    REQUIRE(devices.back()->Send(Message{.body = Hello{.requested_id = 100 + i}}).ok());
+  }
+  CHECK(poller.size() == kDevices);
+  std::vector<ClientId> ids;
+  for (size_t i = 0; i < kDevices; ++i) {
+    Result<Message> hello = ReceiveWithin(**coordinator, kPatience);
+    REQUIRE(hello.ok());
+    ids.push_back(hello->sender);
+  }
+  std::sort(ids.begin(), ids.end());
+  CHECK(ids.front() == ClientId(100));
+  CHECK(ids.back() == ClientId(100 + kDevices - 1));
+
+  // Nothing to read yet.
+  std::vector<size_t> ready;
+  REQUIRE(poller.Wait(milliseconds(0), ready).ok());
+  CHECK(ready.empty());
+  // Messages to devices 7 and 31 (ids 107, 131) wake the poller for exactly those two.
+  for (uint64_t id : {107u, 131u}) {
+    REQUIRE((*coordinator)
+                ->Send(ClientId(id), Message{.body = Welcome{.assigned_id = ClientId(id)}})
+                .ok());
+  }
+  const Clock::Duration give_up = clock.Now() + kPatience;
+  std::vector<size_t> seen;
+  while (seen.size() < 2) {
+    REQUIRE(clock.Now() < give_up);
+    REQUIRE(poller.Wait(milliseconds(50), ready).ok());
+    for (size_t i : ready) {
+      Result<Message> welcome = devices[i]->Receive(clock.Now());
+      REQUIRE(welcome.ok());
+      CHECK(std::get<Welcome>(welcome->body).assigned_id == ClientId(100 + i));
+      seen.push_back(i);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<size_t>{7, 31});
+
+  // The host drives the heartbeats of every device.
+  for (auto& device : devices) REQUIRE(device->SendHeartbeat().ok());
+  PumpUntil(**coordinator,
+            [&] { return (*coordinator)->stats().num_heartbeats_received >= kDevices; });
+  for (auto& device : devices) CHECK(device->num_heartbeats_sent() == 1);
 }
 
 }  // namespace

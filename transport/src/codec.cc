@@ -246,6 +246,7 @@ void EncodeBody(const Body& body, PayloadWriter& out) {
     void operator()(const Hello& m) {
       out.WriteText(m.device_name);
       out.Write<uint64_t>(m.num_examples);
+      out.Write<uint64_t>(m.requested_id);
     }
     void operator()(const Welcome& m) {
       out.Write<uint64_t>(m.assigned_id.value());
@@ -309,6 +310,7 @@ Body DecodeBody(MessageType type, PayloadReader& in) {
       Hello m;
       m.device_name = in.ReadText("Hello.device_name", kMaxDeviceNameBytes);
       m.num_examples = in.Read<uint64_t>("Hello.num_examples");
+      m.requested_id = in.Read<uint64_t>("Hello.requested_id");
       return m;
     }
     case MessageType::kWelcome: {

@@ -24,6 +24,7 @@
 #include "edgefl/transport/codec.h"
 #include "edgefl/transport/keys.h"
 #include "edgefl/transport/limits.h"
+#include "edgefl/transport/log_limiter.h"
 
 namespace edgefl::transport {
 namespace {
@@ -32,6 +33,10 @@ namespace {
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr const char* kZapDomain = "edgefl";
 constexpr int kCoordinatorLingerMs = 1000;
+// Pending TCP connections the ROUTER's listener queues (ZeroMQ's default is 100): a sim-worker
+// connects thousands of devices at once, and a full queue makes the kernel retry each connect
+// after seconds of back-off. The kernel caps it at net.core.somaxconn.
+constexpr int kListenBacklog = 4096;
 // The device polls in slices this long so its heartbeat thread gets the socket in between.
 constexpr std::chrono::milliseconds kDevicePollSlice{50};
 // ExpiredClients reads at most this many pending frames, so a flood cannot stall it.
@@ -308,6 +313,7 @@ struct ZmqCoordinatorChannel::Impl {
   // Reads at most one message from the ROUTER, waiting up to `timeout_ms` (-1: forever).
   // Returns whether a frame was read (well-formed or not).
   Result<bool> ReadOne(long timeout_ms) {
+    LogSuppressedDrops();
     try {
       zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
       if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return false;
@@ -315,6 +321,9 @@ struct ZmqCoordinatorChannel::Impl {
       if (!zmq::recv_multipart(router, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
         return false;
       }
+      uint64_t bytes = 0;
+      for (size_t i = 1; i < parts.size(); ++i) bytes += parts[i].size();  // [0]: routing id
+      counters.bytes_received.fetch_add(bytes, std::memory_order_relaxed);
       Handle(parts);
       return true;
     } catch (const zmq::error_t& error) {
@@ -323,8 +332,11 @@ struct ZmqCoordinatorChannel::Impl {
     }
   }
 
-  void Drop(std::string_view routing_id, zmq::message_t* frame, std::string_view reason) {
-    ++stats.num_frames_dropped;
+  // `kind` groups reasons for the log limiter: one of a few fixed words, never peer input.
+  void Drop(std::string_view kind, std::string_view routing_id, zmq::message_t* frame,
+            std::string_view reason) {
+    counters.frames_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (!drop_log_limiter.Admit(kind, clock.Now())) return;
     std::string peer = "peer " + Hex(routing_id);
     if (auto it = client_by_routing_id.find(std::string(routing_id));
         it != client_by_routing_id.end()) {
@@ -337,10 +349,19 @@ struct ZmqCoordinatorChannel::Impl {
     spdlog::warn("transport: dropped a frame from {}: {}", peer, reason);
   }
 
+  // One line per kind for the drops the limiter kept out of the log in the window just ended.
+  void LogSuppressedDrops() {
+    for (const LogLimiter::Suppressed& s : drop_log_limiter.TakeSuppressed(clock.Now())) {
+      spdlog::warn(
+          "transport: ... and {} more frames dropped ({}) in the last {:.0f} s, not logged",
+          s.count, s.reason, ToSeconds(drop_log_limiter.window()));
+    }
+  }
+
   void Handle(std::vector<zmq::message_t>& parts) {
     // A DEALER's frame arrives as [routing id][frame]; anything else is not our protocol.
     if (parts.size() != 2) {
-      Drop(parts.empty() ? std::string_view() : parts[0].to_string_view(),
+      Drop("malformed", parts.empty() ? std::string_view() : parts[0].to_string_view(),
            parts.size() > 1 ? &parts[1] : nullptr,
            "expected one message frame, got " + std::to_string(parts.size() - 1));
       return;
@@ -349,13 +370,13 @@ struct ZmqCoordinatorChannel::Impl {
     zmq::message_t& frame = parts[1];
     Result<Message> decoded = Decode(Bytes(frame));
     if (!decoded.ok()) {
-      Drop(routing_id, &frame, decoded.status().ToString());
+      Drop("malformed", routing_id, &frame, decoded.status().ToString());
       return;
     }
     Message message = std::move(decoded).value();
     const MessageType type = TypeOf(message.body);
     if (!DeviceMaySend(type)) {
-      Drop(routing_id, &frame,
+      Drop("wrong_direction", routing_id, &frame,
            std::string(MessageTypeName(type)) + " is not a device-to-coordinator message");
       return;
     }
@@ -364,20 +385,21 @@ struct ZmqCoordinatorChannel::Impl {
     if (auto it = client_by_routing_id.find(routing_id); it != client_by_routing_id.end()) {
       client = &clients.at(it->second);
       if (client->user_id != user_id) {
-        Drop(routing_id, &frame, "public key differs from the one that said Hello");
+        Drop("key_mismatch", routing_id, &frame, "public key differs from the one that said Hello");
         return;
       }
     } else {
       if (type != MessageType::kHello) {
-        Drop(routing_id, &frame, std::string(MessageTypeName(type)) + " before Hello");
+        Drop("unknown_peer", routing_id, &frame,
+             std::string(MessageTypeName(type)) + " before Hello");
         return;
       }
       if (clients.size() >= options.max_clients) {
-        Drop(routing_id, &frame,
+        Drop("max_clients", routing_id, &frame,
              "Hello refused: max_clients " + std::to_string(options.max_clients) + " reached");
         return;
       }
-      const ClientId id(next_client_id++);
+      const ClientId id = AssignId(std::get<Hello>(message.body).requested_id);
       client = &clients[id];
       *client = Client{.id = id, .routing_id = routing_id, .user_id = user_id};
       client_by_routing_id[routing_id] = id;
@@ -387,12 +409,22 @@ struct ZmqCoordinatorChannel::Impl {
     }
     client->last_seen = clock.Now();
     message.sender = client->id;
-    ++stats.num_messages_received;
+    counters.messages_received.fetch_add(1, std::memory_order_relaxed);
     if (type == MessageType::kHeartbeat) {
-      ++stats.num_heartbeats_received;
+      counters.heartbeats_received.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     inbox.push_back(std::move(message));
+  }
+
+  // A Hello's requested id when no live connection holds it (protocol version 2), so a device
+  // keeps its experiment identity whatever order Hellos arrive in; otherwise, or for 0, the
+  // lowest never-assigned id that is free. Under CURVE this cannot take over another device:
+  // only ids no live connection holds are granted, and the key that said Hello stays bound.
+  ClientId AssignId(uint64_t requested) {
+    if (requested != 0 && !clients.contains(ClientId(requested))) return ClientId(requested);
+    while (clients.contains(ClientId(next_client_id))) ++next_client_id;
+    return ClientId(next_client_id++);
   }
 
   const Clock& clock;
@@ -405,7 +437,15 @@ struct ZmqCoordinatorChannel::Impl {
   uint64_t next_client_id = 1;
   std::deque<Message> inbox;
   std::optional<CachedRoundStart> cached_round_start;
-  ZmqCoordinatorStats stats;
+  // Atomic so that stats() may be read from another thread; written by the driving thread only.
+  struct Counters {
+    std::atomic<uint64_t> messages_received{0};
+    std::atomic<uint64_t> heartbeats_received{0};
+    std::atomic<uint64_t> frames_dropped{0};
+    std::atomic<uint64_t> bytes_received{0};
+    std::atomic<uint64_t> bytes_sent{0};
+  } counters;
+  LogLimiter drop_log_limiter;
 };
 
 ZmqCoordinatorChannel::ZmqCoordinatorChannel(std::unique_ptr<Impl> impl, const Clock& clock,
@@ -446,6 +486,7 @@ Result<std::unique_ptr<ZmqCoordinatorChannel>> ZmqCoordinatorChannel::Create(
     router.set(zmq::sockopt::rcvhwm, options.max_queued_messages_per_client);
     router.set(zmq::sockopt::maxmsgsize, kSocketMaxMessageBytes);
     router.set(zmq::sockopt::linger, kCoordinatorLingerMs);
+    router.set(zmq::sockopt::backlog, kListenBacklog);
   } catch (const zmq::error_t& error) {
     return ZmqError("configuring the coordinator socket", error);
   }
@@ -489,6 +530,7 @@ Status ZmqCoordinatorChannel::Send(ClientId to, Message message) {
     }
   }
   const std::string& routing_id = it->second.routing_id;
+  const size_t frame_bytes = frame.size();  // a successful send empties `frame`
   try {
     zmq::message_t address(routing_id.data(), routing_id.size());
     if (!impl_->router.send(address, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -504,6 +546,7 @@ Status ZmqCoordinatorChannel::Send(ClientId to, Message message) {
     }
     return ZmqError("sending to client " + std::to_string(to.value()), error);
   }
+  impl_->counters.bytes_sent.fetch_add(frame_bytes, std::memory_order_relaxed);
   return OkStatus();
 }
 
@@ -551,7 +594,13 @@ void ZmqCoordinatorChannel::Forget(ClientId client) {
 size_t ZmqCoordinatorChannel::num_clients() const { return impl_->clients.size(); }
 
 ZmqCoordinatorStats ZmqCoordinatorChannel::stats() const {
-  ZmqCoordinatorStats stats = impl_->stats;
+  const Impl::Counters& c = impl_->counters;
+  ZmqCoordinatorStats stats{
+      .num_messages_received = c.messages_received.load(std::memory_order_relaxed),
+      .num_heartbeats_received = c.heartbeats_received.load(std::memory_order_relaxed),
+      .num_frames_dropped = c.frames_dropped.load(std::memory_order_relaxed),
+      .num_bytes_received = c.bytes_received.load(std::memory_order_relaxed),
+      .num_bytes_sent = c.bytes_sent.load(std::memory_order_relaxed)};
   if (impl_->zap) {
     stats.num_handshakes_admitted = impl_->zap->num_admitted();
     stats.num_handshakes_refused = impl_->zap->num_refused();
@@ -592,9 +641,41 @@ Status ZmqDeviceOptions::Validate() const {
   return OkStatus();
 }
 
+struct ZmqContext::Impl {
+  zmq::context_t context;
+};
+
+ZmqContext::ZmqContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ZmqContext::~ZmqContext() = default;
+
+Result<std::shared_ptr<ZmqContext>> ZmqContext::Create(int io_threads, int max_sockets) {
+  if (io_threads < 1 || io_threads > 64) {
+    return InvalidArgumentError("io_threads " + std::to_string(io_threads) + " is outside [1, 64]");
+  }
+  if (max_sockets < 1 || max_sockets > 1'000'000) {
+    return InvalidArgumentError("max_sockets " + std::to_string(max_sockets) +
+                                " is outside [1, 1000000]");
+  }
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->context.set(zmq::ctxopt::io_threads, io_threads);
+    impl->context.set(zmq::ctxopt::max_sockets, max_sockets);
+  } catch (const zmq::error_t& error) {
+    return ResourceExhaustedError("ZeroMQ refused max_sockets " + std::to_string(max_sockets) +
+                                  " (its limit follows RLIMIT_NOFILE): " + error.what());
+  }
+  return std::shared_ptr<ZmqContext>(new ZmqContext(std::move(impl)));
+}
+
 struct ZmqDeviceChannel::Impl {
   Impl(const Clock& clock, const ZmqDeviceOptions& options)
-      : clock(clock), options(options), context(1), dealer(context, zmq::socket_type::dealer) {}
+      : clock(clock),
+        options(options),
+        context(options.context ? std::optional<zmq::context_t>()
+                                : std::optional<zmq::context_t>(std::in_place, 1)),
+        dealer(options.context ? options.context->impl_->context : *context,
+               zmq::socket_type::dealer) {}
 
   ~Impl() {
     {
@@ -616,31 +697,32 @@ struct ZmqDeviceChannel::Impl {
     }
   }
 
+  // One Heartbeat with the assigned id; false when the queue is full.
+  Result<bool> SendHeartbeatFrame() {
+    Message heartbeat{
+        .sender = ClientId(assigned_id.load()), .round = RoundId(0), .body = Heartbeat{}};
+    EDGEFL_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, Encode(heartbeat));
+    zmq::message_t frame = ToZmqMessage(std::move(bytes));
+    EDGEFL_ASSIGN_OR_RETURN(bool sent, SendFrame(frame));
+    if (sent) num_heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
+    return sent;
+  }
+
   void RunHeartbeats() {
     std::unique_lock<std::mutex> lock(state_mutex);
     while (!stop) {
       if (wake.wait_for(lock, options.heartbeat_interval, [this] { return stop; })) break;
       if (!hello_sent) continue;
       lock.unlock();
-      Message heartbeat{
-          .sender = ClientId(assigned_id.load()), .round = RoundId(0), .body = Heartbeat{}};
-      Result<std::vector<uint8_t>> bytes = Encode(heartbeat);
-      if (bytes.ok()) {
-        zmq::message_t frame = ToZmqMessage(std::move(bytes).value());
-        Result<bool> sent = SendFrame(frame);
-        if (sent.ok() && *sent) {
-          num_heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
-        } else if (!sent.ok()) {
-          spdlog::warn("transport: heartbeat: {}", sent.status().ToString());
-        }
-      }
+      Result<bool> sent = SendHeartbeatFrame();
+      if (!sent.ok()) spdlog::warn("transport: heartbeat: {}", sent.status().ToString());
       lock.lock();
     }
   }
 
   const Clock& clock;
-  ZmqDeviceOptions options;
-  zmq::context_t context;
+  ZmqDeviceOptions options;  // holds a shared context alive until the DEALER has closed
+  std::optional<zmq::context_t> context;  // the channel's own; empty with a shared context
   std::mutex socket_mutex;  // the DEALER is shared with the heartbeat thread
   zmq::socket_t dealer;
   std::mutex state_mutex;
@@ -772,6 +854,52 @@ Result<Message> ZmqDeviceChannel::Receive(Clock::Duration deadline) {
 
 uint64_t ZmqDeviceChannel::num_heartbeats_sent() const {
   return impl_->num_heartbeats_sent.load(std::memory_order_relaxed);
+}
+
+Status ZmqDeviceChannel::SendHeartbeat() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->state_mutex);
+    if (!impl_->hello_sent) return OkStatus();
+  }
+  EDGEFL_ASSIGN_OR_RETURN(bool sent, impl_->SendHeartbeatFrame());
+  if (!sent) return UnavailableError("send queue to " + impl_->options.endpoint + " is full");
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many devices on one thread.
+
+struct ZmqDevicePoller::Impl {
+  std::vector<zmq::pollitem_t> items;
+};
+
+ZmqDevicePoller::ZmqDevicePoller() : impl_(std::make_unique<Impl>()) {}
+
+ZmqDevicePoller::~ZmqDevicePoller() = default;
+
+size_t ZmqDevicePoller::Add(ZmqDeviceChannel& channel) {
+  impl_->items.push_back(zmq::pollitem_t{channel.impl_->dealer.handle(), 0, ZMQ_POLLIN, 0});
+  return impl_->items.size() - 1;
+}
+
+size_t ZmqDevicePoller::size() const { return impl_->items.size(); }
+
+Status ZmqDevicePoller::Wait(std::chrono::milliseconds timeout, std::vector<size_t>& ready) {
+  ready.clear();
+  std::vector<zmq::pollitem_t>& items = impl_->items;
+  try {
+    if (zmq::poll(items.data(), items.size(), std::max(timeout, std::chrono::milliseconds(0))) ==
+        0) {
+      return OkStatus();
+    }
+  } catch (const zmq::error_t& error) {
+    if (error.num() == EINTR) return OkStatus();
+    return ZmqError("polling device channels", error);
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if ((items[i].revents & ZMQ_POLLIN) != 0) ready.push_back(i);
+  }
+  return OkStatus();
 }
 
 }  // namespace edgefl::transport

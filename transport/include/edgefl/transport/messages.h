@@ -23,7 +23,8 @@
 
 namespace edgefl::transport {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: Hello carries requested_id (docs/protocol.md, section 11).
+inline constexpr uint16_t kProtocolVersion = 2;
 
 enum class MessageType : uint16_t {
   kHello = 1,
@@ -41,6 +42,10 @@ enum class MessageType : uint16_t {
 struct Hello {
   std::string device_name;    // for logs; at most 256 bytes on the wire
   uint64_t num_examples = 0;  // size of the device's local data
+  // The ClientId the device asks for; 0 lets the coordinator assign one. A coordinator channel
+  // grants it when no other live connection holds it (zmq_channel.h), so devices hosted by
+  // several processes keep the ids of one experiment however their Hellos interleave.
+  uint64_t requested_id = 0;
 };
 
 // Coordinator -> device: accepted, with the identity the coordinator will use.

@@ -7,7 +7,9 @@
 // CURVE off for tests on loopback and logs a warning.
 //
 // Identity: a device's first message must be a Hello. On it the coordinator channel assigns
-// the device a ClientId (1, 2, 3, ... in order of arrival, never reused), keeps the mapping
+// the device a ClientId: the Hello's requested_id when it is non-zero and no live connection
+// holds it, else the lowest id never assigned and not in use (1, 2, 3, ... in order of
+// arrival when nobody requests one); it keeps the mapping
 // from the connection's routing id, and reports the Hello with `sender` set to that id; the
 // round engine answers with Welcome{.assigned_id = hello.sender}. The channel overwrites the
 // sender of every later message with the mapped id, so a device cannot speak for another, and
@@ -18,12 +20,15 @@
 // returned by Receive), records when each client was last heard from, and reports silent
 // clients through ExpiredClients().
 //
-// Malformed, oversized, unauthenticated or misdirected input is dropped with one spdlog
-// warning naming the peer and the reason, and is never returned.
+// Malformed, oversized, unauthenticated or misdirected input is dropped and never returned. It
+// is logged with a spdlog warning naming the peer and the reason, at most a few lines per second
+// for each kind of reason (log_limiter.h); the rest are summed into one line per second, so a
+// flood cannot flood the log. stats() counts every drop.
 //
-// Ownership: each channel owns its ZeroMQ context, sockets and threads; the Clock is borrowed
-// and must outlive the channel and advance with real time (a WallClock). Thread-safety: each
-// channel is driven by one thread (its background threads synchronise internally).
+// Ownership: each channel owns its ZeroMQ context (unless given a shared ZmqContext), sockets
+// and threads; the Clock is borrowed and must outlive the channel and advance with real time
+// (a WallClock). Thread-safety: each channel is driven by one thread (its background threads
+// synchronise internally).
 //
 //   auto coordinator = ZmqCoordinatorChannel::Create({.endpoint = "tcp://*:7878",
 //       .secret_key_file = "server.key", .allowed_keys_path = "devices/"}, clock);
@@ -68,13 +73,16 @@ struct ZmqCoordinatorOptions {
   [[nodiscard]] Status Validate() const;
 };
 
-// Counters since Create; read from the driving thread (handshake counters from any thread).
+// Counters since Create. Byte counts are of our frames (envelope + payload, docs/protocol.md),
+// without ZeroMQ's framing or CURVE's overhead.
 struct ZmqCoordinatorStats {
   uint64_t num_handshakes_admitted = 0;  // CURVE handshakes the ZAP handler accepted
   uint64_t num_handshakes_refused = 0;   // ... refused (key not allow-listed)
   uint64_t num_messages_received = 0;    // well-formed messages from known clients (+ Hellos)
   uint64_t num_heartbeats_received = 0;  // part of num_messages_received
   uint64_t num_frames_dropped = 0;       // malformed, unknown peer, wrong direction, ...
+  uint64_t num_bytes_received = 0;       // every frame read, dropped ones included
+  uint64_t num_bytes_sent = 0;           // frames queued by successful Sends, once per recipient
 };
 
 class ZmqCoordinatorChannel final : public CoordinatorChannel {
@@ -114,6 +122,8 @@ class ZmqCoordinatorChannel final : public CoordinatorChannel {
   void Forget(ClientId client);
   // Number of clients currently mapped.
   size_t num_clients() const;
+  // Thread-safe: may be read from any thread (e.g. a metrics endpoint) while the driving thread
+  // runs; each counter is exact, the set is not one atomic snapshot.
   ZmqCoordinatorStats stats() const;
 
  private:
@@ -122,6 +132,28 @@ class ZmqCoordinatorChannel final : public CoordinatorChannel {
   std::unique_ptr<Impl> impl_;
   const Clock& clock_;
   std::string endpoint_;
+};
+
+// A ZeroMQ context (its I/O threads and socket table) that many device channels of one process
+// share, so a process hosting thousands of virtual devices (`edgefl sim-worker`) runs one I/O
+// thread instead of one per device. Shared through std::shared_ptr; the last owner (a channel
+// or the host) waits for every socket to close. Thread-safe.
+class ZmqContext {
+ public:
+  // `io_threads` in [1, 64]; `max_sockets` in [1, 1'000'000] (each channel takes one; the OS's
+  // open-file limit must cover about two per channel). kInvalidArgument out of range;
+  // kResourceExhausted when ZeroMQ refuses max_sockets (above its limit for RLIMIT_NOFILE).
+  [[nodiscard]] static Result<std::shared_ptr<ZmqContext>> Create(int io_threads,
+                                                                  int max_sockets);
+  ~ZmqContext();
+  ZmqContext(const ZmqContext&) = delete;
+  ZmqContext& operator=(const ZmqContext&) = delete;
+
+ private:
+  friend class ZmqDeviceChannel;
+  struct Impl;
+  explicit ZmqContext(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 struct ZmqDeviceOptions {
@@ -142,6 +174,9 @@ struct ZmqDeviceOptions {
   int max_queued_messages = 64;
   // How long destruction waits to flush queued messages (e.g. a final Goodbye). Default 1 s.
   std::chrono::milliseconds linger{1000};
+  // A context shared with other channels; null (the default) gives the channel its own. The
+  // channel keeps it alive.
+  std::shared_ptr<ZmqContext> context;
 
   // kInvalidArgument naming the field.
   [[nodiscard]] Status Validate() const;
@@ -172,12 +207,45 @@ class ZmqDeviceChannel final : public DeviceChannel {
 
   // Heartbeats sent so far.
   uint64_t num_heartbeats_sent() const;
+  // Sends one Heartbeat now (after Hello; before it, does nothing), for hosts that drive the
+  // heartbeats of many channels themselves (heartbeat_interval = 0). Call it from the thread
+  // that drives the channel. kUnavailable when the queue is full.
+  [[nodiscard]] Status SendHeartbeat();
 
  private:
+  friend class ZmqDevicePoller;
   struct Impl;
   ZmqDeviceChannel(std::unique_ptr<Impl> impl, const Clock& clock);
   std::unique_ptr<Impl> impl_;
   const Clock& clock_;
+};
+
+// Waits for input on many device channels at once (one zmq_poll over their sockets), so one
+// thread can drive thousands of them. The channels are borrowed and must outlive the poller;
+// the poller and its channels must be driven by one thread, so give them heartbeat_interval = 0
+// and call SendHeartbeat from that thread.
+//
+//   ZmqDevicePoller poller;
+//   for (auto& channel : channels) poller.Add(*channel);
+//   EDGEFL_RETURN_IF_ERROR(poller.Wait(std::chrono::milliseconds(50), ready));
+class ZmqDevicePoller {
+ public:
+  ZmqDevicePoller();
+  ~ZmqDevicePoller();
+  ZmqDevicePoller(const ZmqDevicePoller&) = delete;
+  ZmqDevicePoller& operator=(const ZmqDevicePoller&) = delete;
+
+  // Adds `channel` and returns its index (0, 1, 2, ... in order of Add).
+  size_t Add(ZmqDeviceChannel& channel);
+  size_t size() const;
+  // Waits up to `timeout` (>= 0) until some channel has input, then sets `ready` to the indices
+  // of every channel with input, ascending (empty when the timeout passed). Read each with
+  // Receive(clock.Now()). kInternal on a ZeroMQ failure.
+  [[nodiscard]] Status Wait(std::chrono::milliseconds timeout, std::vector<size_t>& ready);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace edgefl::transport
