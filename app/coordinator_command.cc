@@ -40,7 +40,8 @@ void AddCoordinatorCommand(CLI::App& app, int& exit_code) {
   CLI::App* command = app.add_subcommand(
       "coordinator",
       "Run the coordinator service: devices connect over ZeroMQ (CURVE), rounds run with the\n"
-      "round engine, a checkpoint is written after every round and resumed on start.");
+      "round engine, a checkpoint is written after every round and resumed on start.\n"
+      "Optional: Prometheus metrics over HTTP (GET /metrics) and the final model as safetensors.");
   command->add_option("-c,--config", flags->config_path,
                       "TOML file whose keys are the ServiceConfig field names; flags override it")
       ->check(CLI::ExistingFile);
@@ -55,6 +56,14 @@ void AddCoordinatorCommand(CLI::App& app, int& exit_code) {
   Flag(*command, f, "--seed", &C::seed, "Experiment seed");
   Flag(*command, f, "--checkpoint", &C::checkpoint, "Checkpoint file (resumed on start)");
   Flag(*command, f, "--save-weights", &C::save_weights, "Write final weights (raw float32)");
+  Flag(*command, f, "--export-model", &C::export_model,
+       "Write the global model as safetensors (the model's tensor names and shapes) after every "
+       "round and at the end");
+  Flag(*command, f, "--metrics-address", &C::metrics_address,
+       "Serve Prometheus metrics on GET /metrics at host:port, e.g. 127.0.0.1:9464 (port 0 "
+       "picks a free port; empty = off)");
+  Flag(*command, f, "--metrics-address-file", &C::metrics_address_file,
+       "Write the bound metrics host:port here");
   Flag(*command, f, "--round-deadline-seconds", &C::round_deadline_seconds,
        "Round deadline (0 = wait for all)");
   command->add_flag("--insecure-plaintext", f.values.insecure_plaintext,

@@ -3,20 +3,26 @@
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
+#include <span>
 #include <sstream>
 #include <thread>
 #include <variant>
 
 #include "edgefl/aggregation/strategy.h"
+#include "edgefl/common/check.h"
 #include "edgefl/common/clock.h"
 #include "edgefl/common/random.h"
 #include "edgefl/common/strings.h"
 #include "edgefl/coordinator/checkpoint.h"
+#include "edgefl/coordinator/metrics.h"
 #include "edgefl/coordinator/registry.h"
 #include "edgefl/coordinator/round_engine.h"
+#include "edgefl/models/checkpoint.h"
 #include "edgefl/models/model.h"
 #include "edgefl/transport/zmq_channel.h"
 
@@ -37,6 +43,8 @@ const std::vector<Field>& Fields() {
       {"secret_key_file", &ServiceConfig::secret_key_file},
       {"allowed_keys_path", &ServiceConfig::allowed_keys_path},
       {"endpoint_file", &ServiceConfig::endpoint_file},
+      {"metrics_address", &ServiceConfig::metrics_address},
+      {"metrics_address_file", &ServiceConfig::metrics_address_file},
       {"model", &ServiceConfig::model},
       {"input_size", &ServiceConfig::input_size},
       {"num_classes", &ServiceConfig::num_classes},
@@ -69,6 +77,7 @@ const std::vector<Field>& Fields() {
       {"seed", &ServiceConfig::seed},
       {"checkpoint", &ServiceConfig::checkpoint},
       {"save_weights", &ServiceConfig::save_weights},
+      {"export_model", &ServiceConfig::export_model},
   };
   return fields;
 }
@@ -145,6 +154,23 @@ Result<EngineOptions> MakeEngineOptions(const ServiceConfig& config) {
   return options;
 }
 
+// Writes `weights` through `model` so the file carries the model's tensor names and shapes.
+Status ExportModel(const std::string& path, models::Model& model, std::span<const float> weights,
+                   uint64_t round) {
+  EDGEFL_CHECK(weights.size() == model.parameters().size());
+  std::copy(weights.begin(), weights.end(), model.parameters().begin());
+  EDGEFL_RETURN_IF_ERROR(models::SaveModel(path, model, {{"round", std::to_string(round)}}));
+  spdlog::info("event=export_model round={} path={}", round, path);
+  return OkStatus();
+}
+
+Status WriteTextFile(const std::string& path, const std::string& line, const char* key) {
+  std::ofstream out(path, std::ios::trunc);
+  out << line << "\n";
+  if (!out) return InternalError("cannot write " + std::string(key) + " '" + path + "'");
+  return OkStatus();
+}
+
 // Drops devices silent for longer than the timeout from the registry and the channel.
 void ForgetSilent(transport::ZmqCoordinatorChannel& channel, ClientRegistry& registry,
                   Clock::Duration timeout) {
@@ -178,6 +204,7 @@ Status ServiceConfig::Validate() const {
       Check(heartbeat_timeout_seconds > 0, "heartbeat_timeout_seconds must be > 0"));
   EDGEFL_RETURN_IF_ERROR(Check(dp == "none" || dp == "central" || dp == "distributed",
                                "dp must be one of none, central, distributed; got '" + dp + "'"));
+  if (!metrics_address.empty()) EDGEFL_RETURN_IF_ERROR(ParseHostPort(metrics_address).status());
   return MakeEngineOptions(*this).status();
 }
 
@@ -240,7 +267,8 @@ Status SaveRawWeights(const std::filesystem::path& path, const std::vector<float
   return OkStatus();
 }
 
-Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
+Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
+                  const ServiceHooks& hooks) {
   EDGEFL_RETURN_IF_ERROR(config.Validate());
   EDGEFL_ASSIGN_OR_RETURN(EngineOptions engine_options, MakeEngineOptions(config));
 
@@ -271,6 +299,7 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
                                            .allowed_keys_path = config.allowed_keys_path},
           clock));
   spdlog::info("event=listening endpoint={}", channel->endpoint());
+  if (hooks.on_listening) hooks.on_listening(channel->endpoint());
   if (!config.endpoint_file.empty()) {
     std::ofstream out(config.endpoint_file, std::ios::trunc);
     out << channel->endpoint() << "\n";
@@ -292,6 +321,36 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
       return checkpoint.status();
     }
   }
+
+  // Declared after the channel, so the server (whose refresh reads the channel) stops first.
+  MetricsRegistry metrics;
+  ServiceMetrics published;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!config.metrics_address.empty()) {
+    metrics.SetRefresh([&channel](ServiceMetrics& m) {
+      const transport::ZmqCoordinatorStats stats = channel->stats();
+      m.bytes_received = stats.num_bytes_received;
+      m.bytes_sent = stats.num_bytes_sent;
+      m.messages_received = stats.num_messages_received;
+      m.frames_dropped = stats.num_frames_dropped;
+      m.handshakes_admitted = stats.num_handshakes_admitted;
+      m.handshakes_refused = stats.num_handshakes_refused;
+    });
+    EDGEFL_ASSIGN_OR_RETURN(metrics_server, MetricsServer::Start(config.metrics_address, metrics));
+    spdlog::info("event=metrics address={} path=/metrics", metrics_server->address());
+    if (!config.metrics_address_file.empty()) {
+      EDGEFL_RETURN_IF_ERROR(WriteTextFile(config.metrics_address_file, metrics_server->address(),
+                                           "metrics_address_file"));
+    }
+  }
+  auto publish_metrics = [&](uint64_t current_round) {
+    if (!metrics_server) return;
+    published.current_round = current_round;
+    published.devices_connected = channel->num_clients();
+    published.devices_registered = registry.size();
+    metrics.Publish(published);
+  };
+  std::optional<uint64_t> exported_round;
 
   const Clock::Duration heartbeat_timeout = Seconds(config.heartbeat_timeout_seconds);
   // Keep-alive: devices reconnect after a silence (device_process.h), and transport forbids
@@ -321,6 +380,7 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
       engine.AcceptRegistrations();
       ForgetSilent(*channel, registry, heartbeat_timeout);
       if (registry.size() >= config.min_clients) break;
+      publish_metrics(engine.last_round().value());
       keep_alive();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -329,6 +389,7 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
       send_goodbyes();
       return OkStatus();
     }
+    publish_metrics(engine.last_round().value() + 1);
     const auto started = std::chrono::steady_clock::now();
     EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound());
     const double seconds =
@@ -357,6 +418,23 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
       EDGEFL_RETURN_IF_ERROR(SaveCheckpoint(config.checkpoint, checkpoint));
       spdlog::info("event=checkpoint round={} path={}", checkpoint.round, config.checkpoint);
     }
+    if (!config.export_model.empty()) {
+      EDGEFL_RETURN_IF_ERROR(ExportModel(config.export_model, *model, engine.global_weights(),
+                                         engine.last_round().value()));
+      exported_round = engine.last_round().value();
+    }
+    ++published.rounds_completed;
+    if (!report.status.ok()) ++published.rounds_failed;
+    published.clients_selected += report.num_clients_selected;
+    published.updates_accepted += report.num_clients_reported;
+    published.updates_rejected += report.num_clients_rejected;
+    published.clients_dropped += report.num_clients_dropped;
+    published.last_round_seconds = seconds;
+    published.train_loss = report.train_loss;
+    published.epsilon = report.epsilon;
+    metrics.ObserveRoundSeconds(seconds);
+    publish_metrics(engine.last_round().value());
+    if (hooks.on_round) hooks.on_round(report, engine.global_weights());
     ForgetSilent(*channel, registry, heartbeat_timeout);
     last_keep_alive = std::chrono::steady_clock::now() - kKeepAlive;
     keep_alive();
@@ -365,6 +443,10 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
   if (!config.save_weights.empty()) {
     EDGEFL_RETURN_IF_ERROR(SaveRawWeights(
         config.save_weights, {engine.global_weights().begin(), engine.global_weights().end()}));
+  }
+  if (!config.export_model.empty() && exported_round != engine.last_round().value()) {
+    EDGEFL_RETURN_IF_ERROR(ExportModel(config.export_model, *model, engine.global_weights(),
+                                       engine.last_round().value()));
   }
   spdlog::info("event=done last_round={}", engine.last_round().value());
   send_goodbyes();

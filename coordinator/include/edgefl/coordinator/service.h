@@ -6,6 +6,9 @@
 // atomically after every round and resumes from the checkpoint on start. Devices silent for
 // `heartbeat_timeout_seconds` are forgotten. When done (or asked to stop) it sends every device
 // a Goodbye and returns. The weights are seeded as in the simulator (same seed derivations).
+// With `metrics_address` set it serves Prometheus metrics (metrics.h) on `GET /metrics` from
+// its own threads; with `export_model` set it writes the global model as safetensors after
+// every round and at the end.
 //
 // Thread-safety: RunService runs on the calling thread; `stop` may be set from a signal handler.
 //
@@ -17,10 +20,13 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "edgefl/common/status.h"
+#include "edgefl/coordinator/round_engine.h"
 
 namespace edgefl::coordinator {
 
@@ -32,6 +38,11 @@ struct ServiceConfig {
   std::string secret_key_file;      // coordinator CURVE secret key (edgefl keygen)
   std::string allowed_keys_path;    // folder of device *.pub or a file of Z85 keys
   std::string endpoint_file;        // if set, the bound endpoint is written there
+  // Prometheus `GET /metrics` over HTTP at "host:port" (e.g. "127.0.0.1:9464"; port 0 picks a
+  // free port); empty = off. The bound address is logged and, when metrics_address_file is
+  // set, written there.
+  std::string metrics_address;
+  std::string metrics_address_file;
   // Model: a built-in name or a model file; Fashion-MNIST shapes by default.
   std::string model = "mlp";
   uint64_t input_size = 784;
@@ -70,6 +81,9 @@ struct ServiceConfig {
   // Durable state and output.
   std::string checkpoint;    // checkpoint file; empty = none
   std::string save_weights;  // final global weights as raw little-endian float32; empty = none
+  // The global model as safetensors (tensor names and shapes of the model's layout), written
+  // atomically after every round and at the end; empty = none.
+  std::string export_model;
 
   // kInvalidArgument naming the field.
   [[nodiscard]] Status Validate() const;
@@ -84,9 +98,19 @@ std::vector<std::string> ServiceConfigKeys();
 // The configuration as TOML that LoadServiceConfig reads back.
 std::string FormatServiceConfig(const ServiceConfig& config);
 
+// Observers of a RunService, called on its thread (`edgefl simulate --workers` evaluates the
+// global model and writes its results through them). Each may be empty.
+struct ServiceHooks {
+  // Once the channel is bound, with the port resolved ("tcp://127.0.0.1:40123").
+  std::function<void(const std::string& endpoint)> on_listening;
+  // After each round (and its checkpoint): the report and the global weights it left.
+  std::function<void(const RoundReport& report, std::span<const float> global_weights)> on_round;
+};
+
 // Runs the service until `config.rounds` rounds are complete or `stop` becomes true. Errors:
 // an invalid config, channel creation, a corrupted checkpoint, an engine failure.
-[[nodiscard]] Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop);
+[[nodiscard]] Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
+                                const ServiceHooks& hooks = {});
 
 // Writes `weights` as raw float32 to `path`. kInternal on I/O failure.
 [[nodiscard]] Status SaveRawWeights(const std::filesystem::path& path,
