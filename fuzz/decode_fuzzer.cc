@@ -6,7 +6,7 @@
 // Built with -DEDGEFL_FUZZ_WRITE_SEEDS instead, this file is a small program that writes one
 // valid frame of each message type into the directory given as its argument: the seed corpus.
 //
-//   fuzz/run.sh 60          # build, seed, fuzz for 60 s
+//   fuzz/run.sh 60          # build, seed, fuzz for 60 s (ctest runs it as fuzz.decode)
 //   build-fuzz/decode_fuzzer build-fuzz/corpus -max_total_time=10
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
       {ClientId(7), RoundId(0), Heartbeat{}},
       {ClientId(0), RoundId(0), ErrorReply{StatusCode::kInvalidArgument, "bad"}},
       {ClientId(7), RoundId(0), Goodbye{}},
+      {ClientId(7), RoundId(3), SecAggPayload{1, 600, 0.25f, {1, 2, 3, 4}}},
   };
   for (size_t i = 0; i < messages.size(); ++i) {
     Result<std::vector<uint8_t>> frame = Encode(messages[i]);

@@ -9,6 +9,7 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev libcereal-dev libeigen3-dev libssl-dev zlib1g-dev
   doctest-dev libcli11-dev libspdlog-dev libtomlplusplus-dev nlohmann-json3-dev
   libcpp-httplib-dev libbenchmark-dev
+  clang libclang-rt-dev  # libFuzzer for fuzz/run.sh (the ctest entry fuzz.decode)
   dataset-fashion-mnist fortunes
 )
 

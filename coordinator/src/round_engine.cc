@@ -47,6 +47,39 @@ namespace {
 // The outcome of a cohort member that has not answered yet.
 constexpr char kNoAnswer[] = "no answer";
 
+// A round logs at most this many refused messages, so a misbehaving device cannot flood the log
+// (each one is still counted in num_stray_messages).
+constexpr size_t kMaxRefusalLinesPerRound = 10;
+
+// Why a message the engine will not use cannot come from a device that follows the protocol, or
+// nullptr when it can: an answer to an earlier round is an ordinary straggler (or an
+// over-selected member the round stopped waiting for). `current` is the round being collected,
+// or the last completed one between rounds.
+const char* StrayRefusalReason(RoundId current, RoundId message_round, bool selected,
+                               bool answered) {
+  if (message_round.value() < current.value()) return nullptr;
+  if (message_round.value() > current.value()) return "that round has not started";
+  if (!selected) return "the client is not in that round's cohort";
+  if (answered) return "no answer from the client is awaited (it already answered)";
+  return nullptr;
+}
+
+// Logs one stray message: a warning when it is refused (until the round's cap), else debug.
+// `num_strays` counts this round's strays including this one.
+void LogStray(RoundId current, const Message& message, const char* refusal, size_t num_strays) {
+  const char* type = transport::MessageTypeName(transport::TypeOf(message.body));
+  if (refusal == nullptr || num_strays > kMaxRefusalLinesPerRound) {
+    spdlog::debug("round {}: ignoring {} from client {} for round {}", current.value(), type,
+                  message.sender.value(), message.round.value());
+    return;
+  }
+  spdlog::warn("round {}: refused {} from client {} for round {}: {}", current.value(), type,
+               message.sender.value(), message.round.value(), refusal);
+  if (num_strays == kMaxRefusalLinesPerRound) {
+    spdlog::warn("round {}: further stray messages this round are not logged", current.value());
+  }
+}
+
 }  // namespace
 
 Result<DpMode> ParseDpMode(std::string_view name) {
@@ -170,15 +203,17 @@ bool RoundEngine::HandleControl(const Message& message) {
 }
 
 size_t RoundEngine::AcceptRegistrations() {
-  size_t handled = 0;
+  size_t handled = 0, num_strays = 0;
   while (true) {
     Result<Message> message = channel_.Receive(channel_.clock().Now());
     if (!message.ok()) break;
     ++handled;
     if (!HandleControl(*message)) {
-      spdlog::debug("ignoring {} from client {} outside a round",
-                    transport::MessageTypeName(transport::TypeOf(message->body)),
-                    message->sender.value());
+      // No round is open: only a late answer to the last one (or an earlier one) is expected.
+      LogStray(last_round_, *message,
+               StrayRefusalReason(last_round_, message->round, /*selected=*/false,
+                                  /*answered=*/false),
+               ++num_strays);
     }
   }
   return handled;
@@ -218,12 +253,11 @@ void RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& coh
     Message& message = *received;
     if (HandleControl(message)) continue;
     auto outcome = outcomes.find(message.sender);
-    if (message.round != round || outcome == outcomes.end() ||
-        outcome->second.reason != kNoAnswer) {
-      ++report.num_stray_messages;
-      spdlog::debug("round {}: ignoring {} from client {} for round {}", round.value(),
-                    transport::MessageTypeName(transport::TypeOf(message.body)),
-                    message.sender.value(), message.round.value());
+    const bool selected = outcome != outcomes.end();
+    const bool answered = selected && outcome->second.reason != kNoAnswer;
+    if (message.round != round || !selected || answered) {
+      LogStray(round, message, StrayRefusalReason(round, message.round, selected, answered),
+               ++report.num_stray_messages);
       continue;
     }
     ClientOutcome& result = outcome->second;
@@ -297,8 +331,11 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
       if (HandleControl(message)) continue;
       auto index = index_of.find(message.sender);
       auto* payload = std::get_if<transport::SecAggPayload>(&message.body);
-      if (message.round != round || index == index_of.end() || !waiting[index->second]) {
-        ++report.num_stray_messages;
+      const bool selected = index != index_of.end();
+      const bool answered = selected && !waiting[index->second];
+      if (message.round != round || !selected || answered) {
+        LogStray(round, message, StrayRefusalReason(round, message.round, selected, answered),
+                 ++report.num_stray_messages);
         continue;
       }
       ClientOutcome& outcome = outcomes[message.sender];
