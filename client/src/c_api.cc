@@ -1,5 +1,6 @@
 // The C API of client.h over client::RunDeviceProcess. Every entry point catches everything:
-// no exception crosses into C.
+// no exception crosses into C. A training callback becomes a client::HostTrainer, so its update
+// takes the same validation and privacy pipeline as the built-in trainer's (client/device.h).
 #include "edgefl/client.h"
 
 #include <atomic>
@@ -19,6 +20,11 @@ struct edgefl_client {
   std::vector<uint32_t> indices;
   size_t input_size = 0;
   size_t num_classes = 0;
+  // Set: the host trains (edgefl_client_set_train_callback) and data/indices are empty.
+  edgefl_train_fn train = nullptr;
+  void* train_user = nullptr;
+  size_t num_parameters = 0;
+  uint64_t num_examples = 0;
   std::atomic<bool> stop{false};
   std::string last_error;
 };
@@ -44,6 +50,44 @@ edgefl_status ToC(edgefl::StatusCode code) {
 edgefl_status Fail(std::string& slot, edgefl_status code, std::string message) {
   slot = std::move(message);
   return code;
+}
+
+// The HostTrainer that calls the client's C callback. Sizes were checked by the device against
+// num_parameters before the call, so the callback's buffers have exactly num_weights floats.
+edgefl::client::HostTrainer MakeHostTrainer(const edgefl_client& client) {
+  const edgefl_train_fn train = client.train;
+  void* const user = client.train_user;
+  const uint64_t advertised_examples = client.num_examples;
+  return edgefl::client::HostTrainer{
+      .train = [train, user, advertised_examples](const edgefl::client::TrainingRound& round)
+          -> edgefl::Result<edgefl::client::LocalUpdate> {
+        const edgefl::transport::TrainingConfig& config = round.config;
+        const edgefl_round_info info{.round = round.round.value(),
+                                     .client_id = round.client.value(),
+                                     .seed = config.seed,
+                                     .local_epochs = config.local_epochs,
+                                     .local_steps = config.local_steps,
+                                     .batch_size = config.batch_size,
+                                     .learning_rate = config.learning_rate,
+                                     .momentum = config.momentum,
+                                     .weight_decay = config.weight_decay,
+                                     .proximal_mu = config.proximal_mu};
+        edgefl::client::LocalUpdate update;
+        update.delta.assign(round.global_weights.size(), 0.0f);
+        update.num_examples = advertised_examples;
+        update.train_loss = 0.0f;
+        const int result = train(user, &info, round.global_weights.data(),
+                                 round.global_weights.size(), update.delta.data(),
+                                 &update.num_examples, &update.train_loss);
+        if (result != 0) {
+          return edgefl::AbortedError("the training callback declined round " +
+                                      std::to_string(info.round) + " (returned " +
+                                      std::to_string(result) + ")");
+        }
+        return update;
+      },
+      .num_parameters = client.num_parameters,
+      .num_examples = client.num_examples};
 }
 
 std::chrono::milliseconds Millis(double seconds, double fallback) {
@@ -136,6 +180,32 @@ edgefl_status edgefl_client_set_data(edgefl_client_t* client, const float* featu
     data.labels.assign(labels, labels + num_examples);
     client->indices.resize(num_examples);
     for (size_t i = 0; i < num_examples; ++i) client->indices[i] = static_cast<uint32_t>(i);
+    client->train = nullptr;
+    client->train_user = nullptr;
+    return EDGEFL_OK;
+  } catch (const std::exception& e) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, e.what());
+  } catch (...) {
+    return Fail(client->last_error, EDGEFL_INTERNAL, "unknown exception");
+  }
+}
+
+edgefl_status edgefl_client_set_train_callback(edgefl_client_t* client, edgefl_train_fn train,
+                                               void* user, size_t num_parameters,
+                                               uint64_t num_examples) {
+  if (client == nullptr) return EDGEFL_INVALID_ARGUMENT;
+  try {
+    if (train == nullptr || num_parameters == 0) {
+      return Fail(client->last_error, EDGEFL_INVALID_ARGUMENT,
+                  "train must not be NULL and num_parameters > 0");
+    }
+    client->train = train;
+    client->train_user = user;
+    client->num_parameters = num_parameters;
+    client->num_examples = num_examples;
+    // The callback replaces the built-in trainer: drop the copy of the data it would use.
+    client->data = edgefl::models::Dataset{};
+    client->indices.clear();
     return EDGEFL_OK;
   } catch (const std::exception& e) {
     return Fail(client->last_error, EDGEFL_INTERNAL, e.what());
@@ -149,14 +219,19 @@ edgefl_status edgefl_client_run(edgefl_client_t* client, uint64_t max_rounds,
   if (client == nullptr) return EDGEFL_INVALID_ARGUMENT;
   if (rounds_trained) *rounds_trained = 0;
   try {
-    if (client->indices.empty()) {
+    if (client->indices.empty() && client->train == nullptr) {
       return Fail(client->last_error, EDGEFL_FAILED_PRECONDITION,
-                  "no local data: call edgefl_client_set_data first");
+                  "no local data and no training callback: call edgefl_client_set_data or "
+                  "edgefl_client_set_train_callback first");
     }
     client->options.max_rounds = max_rounds;
-    auto stats = edgefl::client::RunDeviceProcess(
-        client->options, edgefl::client::LocalData{&client->data, client->indices},
-        *client->workspace, client->stop);
+    auto stats = client->train != nullptr
+                     ? edgefl::client::RunDeviceProcess(client->options, MakeHostTrainer(*client),
+                                                        client->stop)
+                     : edgefl::client::RunDeviceProcess(
+                           client->options,
+                           edgefl::client::LocalData{&client->data, client->indices},
+                           *client->workspace, client->stop);
     if (!stats.ok()) {
       return Fail(client->last_error, ToC(stats.status().code()), stats.status().ToString());
     }

@@ -1,8 +1,11 @@
 #include "edgefl/client/device.h"
 
 #include <algorithm>
+#include <cmath>
+#include <exception>
 #include <variant>
 
+#include "edgefl/common/check.h"
 #include "edgefl/common/random.h"
 #include "edgefl/privacy/clipping.h"
 #include "edgefl/privacy/encoding.h"
@@ -22,7 +25,77 @@ struct Device::SecureRound {
   std::vector<uint32_t> encoded;
 };
 
+namespace {
+
+// The device's own check of whatever a trainer returned, before clipping and encoding: a NaN
+// would poison clipping and the fixed-point encoding, and the coordinator would only reject it
+// later and less clearly.
+Status ValidateLocalUpdate(const LocalUpdate& update, size_t num_weights) {
+  if (update.delta.size() != num_weights) {
+    return InvalidArgumentError("update has " + std::to_string(update.delta.size()) +
+                                " values for " + std::to_string(num_weights) + " global weights");
+  }
+  for (size_t i = 0; i < update.delta.size(); ++i) {
+    if (!std::isfinite(update.delta[i])) {
+      return InvalidArgumentError("update value " + std::to_string(i) + " is " +
+                                  std::to_string(update.delta[i]) + ", not finite");
+    }
+  }
+  if (update.num_examples == 0) return InvalidArgumentError("update reports 0 examples");
+  if (!std::isfinite(update.train_loss)) {
+    return InvalidArgumentError("train_loss is " + std::to_string(update.train_loss) +
+                                ", not finite");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<LocalUpdate> TrainOnLocalData(const TrainingRound& round, LocalData data,
+                                     models::Model& model) {
+  const std::span<const float> global = round.global_weights;
+  if (global.size() != model.num_parameters()) {
+    return InvalidArgumentError("global weights have " + std::to_string(global.size()) +
+                                " values, model '" + model.name() + "' has " +
+                                std::to_string(model.num_parameters()));
+  }
+  if (data.dataset == nullptr || data.indices.empty()) {
+    return FailedPreconditionError("device has no local examples");
+  }
+  const transport::TrainingConfig& config = round.config;
+  const models::SgdOptions sgd_options{.learning_rate = config.learning_rate,
+                                       .momentum = config.momentum,
+                                       .weight_decay = config.weight_decay,
+                                       .proximal_mu = config.proximal_mu};
+  EDGEFL_RETURN_IF_ERROR(sgd_options.Validate());
+  if (config.batch_size == 0) return InvalidArgumentError("batch_size is 0");
+
+  std::span<float> parameters = model.parameters();
+  std::copy(global.begin(), global.end(), parameters.begin());
+
+  models::Sgd sgd(sgd_options, model.num_parameters());
+  if (config.proximal_mu > 0.0f) sgd.set_proximal_anchor(global);
+  // The shuffling stream depends only on (seed, round, device), never on which thread runs it.
+  Rng rng(DeriveSeed(config.seed, round.round.value(), round.client.value()));
+  const models::TrainingResult result = models::TrainEpochs(
+      model, sgd, *data.dataset, data.indices,
+      models::TrainingOptions{.epochs = config.local_epochs,
+                              .batch_size = config.batch_size,
+                              .max_steps = config.local_steps},
+      rng);
+
+  LocalUpdate update;
+  update.num_examples = data.indices.size();
+  update.train_loss = static_cast<float>(result.mean_loss);
+  update.delta.resize(global.size());
+  for (size_t i = 0; i < global.size(); ++i) update.delta[i] = parameters[i] - global[i];
+  return update;
+}
+
 Device::Device(ClientId id, LocalData data) : id_(id), data_(data) {}
+Device::Device(ClientId id, HostTrainer host) : id_(id), host_(std::move(host)) {
+  EDGEFL_CHECK(host_.train) << "HostTrainer::train is empty";
+}
 Device::Device(Device&&) noexcept = default;
 Device& Device::operator=(Device&&) noexcept = default;
 Device::~Device() = default;
@@ -35,6 +108,12 @@ Message Device::MakeHello(std::string device_name) const {
 }
 
 std::vector<Message> Device::Handle(const Message& message, Workspace& workspace) {
+  return HandleWith(message, &workspace);
+}
+
+std::vector<Message> Device::Handle(const Message& message) { return HandleWith(message, nullptr); }
+
+std::vector<Message> Device::HandleWith(const Message& message, Workspace* workspace) {
   std::vector<Message> replies;
   if (const auto* start = std::get_if<transport::RoundStart>(&message.body)) {
     replies.push_back(Train(message.round, *start, workspace));
@@ -50,46 +129,50 @@ Message Device::Error(RoundId round, const Status& status) const {
                  .body = transport::ErrorReply{.code = status.code(), .message = status.message()}};
 }
 
-Message Device::Train(RoundId round, const transport::RoundStart& start, Workspace& workspace) {
-  models::Model& model = workspace.model();
-  if (!start.global_weights || start.global_weights->size() != model.num_parameters()) {
-    return Error(round, InvalidArgumentError(
-                            "global weights have " +
-                            std::to_string(start.global_weights ? start.global_weights->size() : 0) +
-                            " values, model '" + model.name() + "' has " +
-                            std::to_string(model.num_parameters())));
+Result<LocalUpdate> Device::TrainLocally(const TrainingRound& round, Workspace* workspace) {
+  if (!host_.train) {
+    if (workspace == nullptr) {
+      return FailedPreconditionError("the built-in trainer needs a Workspace with a model");
+    }
+    return TrainOnLocalData(round, data_, workspace->model());
   }
-  if (data_.dataset == nullptr || data_.indices.empty()) {
-    return Error(round, FailedPreconditionError("device has no local examples"));
+  if (host_.num_parameters != 0 && round.global_weights.size() != host_.num_parameters) {
+    return InvalidArgumentError("global weights have " +
+                                std::to_string(round.global_weights.size()) +
+                                " values, the host trainer's model has " +
+                                std::to_string(host_.num_parameters));
   }
-  const transport::TrainingConfig& config = start.training;
-  const models::SgdOptions sgd_options{.learning_rate = config.learning_rate,
-                                       .momentum = config.momentum,
-                                       .weight_decay = config.weight_decay,
-                                       .proximal_mu = config.proximal_mu};
-  if (Status valid = sgd_options.Validate(); !valid.ok()) return Error(round, valid);
-  if (config.batch_size == 0) return Error(round, InvalidArgumentError("batch_size is 0"));
+  // The host's code is not ours: whatever it throws becomes this round's error, not a crash
+  // of the device (or of a C program above the C API).
+  try {
+    Result<LocalUpdate> update = host_.train(round);
+    if (!update.ok()) return update.status().WithContext("host trainer");
+    return update;
+  } catch (const std::exception& e) {
+    return InternalError(std::string("host trainer threw: ") + e.what());
+  } catch (...) {
+    return InternalError("host trainer threw a non-standard exception");
+  }
+}
 
+Message Device::Train(RoundId round, const transport::RoundStart& start, Workspace* workspace) {
+  // A new round supersedes any unfinished secure session of an earlier one.
+  secure_round_.reset();
+  if (!start.global_weights) {
+    return Error(round, InvalidArgumentError("round start carries no global weights"));
+  }
   const std::vector<float>& global = *start.global_weights;
-  std::span<float> parameters = model.parameters();
-  std::copy(global.begin(), global.end(), parameters.begin());
+  Result<LocalUpdate> trained = TrainLocally(
+      TrainingRound{.round = round, .client = id_, .config = start.training,
+                    .global_weights = global},
+      workspace);
+  if (!trained.ok()) return Error(round, trained.status());
+  LocalUpdate& update = *trained;
+  if (Status valid = ValidateLocalUpdate(update, global.size()); !valid.ok()) {
+    return Error(round, valid.WithContext("local training"));
+  }
 
-  models::Sgd sgd(sgd_options, model.num_parameters());
-  if (config.proximal_mu > 0.0f) sgd.set_proximal_anchor(global);
-  // The shuffling stream depends only on (seed, round, device), never on which thread runs it.
-  Rng rng(DeriveSeed(config.seed, round.value(), id_.value()));
-  const models::TrainingResult result = models::TrainEpochs(
-      model, sgd, *data_.dataset, data_.indices,
-      models::TrainingOptions{.epochs = config.local_epochs,
-                              .batch_size = config.batch_size,
-                              .max_steps = config.local_steps},
-      rng);
-
-  transport::Update update;
-  update.num_examples = data_.indices.size();
-  update.train_loss = static_cast<float>(result.mean_loss);
-  update.delta.resize(global.size());
-  for (size_t i = 0; i < global.size(); ++i) update.delta[i] = parameters[i] - global[i];
+  // From here on the privacy pipeline, the same for every trainer.
   const transport::PrivacySettings& privacy = start.privacy;
   if (privacy.clip_norm > 0.0f) {
     Result<double> norm = privacy::ClipToNorm(update.delta, privacy.clip_norm);
@@ -99,7 +182,11 @@ Message Device::Train(RoundId round, const transport::RoundStart& start, Workspa
     return StartSecureAggregation(round, start, std::move(update.delta), update.num_examples,
                                   update.train_loss);
   }
-  return Message{.sender = id_, .round = round, .body = std::move(update)};
+  return Message{.sender = id_,
+                 .round = round,
+                 .body = transport::Update{.num_examples = update.num_examples,
+                                           .train_loss = update.train_loss,
+                                           .delta = std::move(update.delta)}};
 }
 
 Message Device::StartSecureAggregation(RoundId round, const transport::RoundStart& start,

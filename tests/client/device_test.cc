@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 #include "edgefl/common/random.h"
 #include "edgefl/models/dataset.h"
@@ -97,6 +98,107 @@ TEST_CASE("A device with no examples fails the round instead of sending an empty
   const size_t n = workspace.model().num_parameters();
   std::vector<Message> replies = device.Handle(RoundStartWith(std::vector<float>(n, 0.0f)), workspace);
   CHECK(std::get<transport::ErrorReply>(replies[0].body).code == StatusCode::kFailedPrecondition);
+}
+
+// A host trainer that returns a fixed update and counts its calls.
+HostTrainer FixedTrainer(std::vector<float> delta, int& calls, uint64_t num_parameters = 0) {
+  return HostTrainer{.train = [delta = std::move(delta), &calls](const TrainingRound& round)
+                         -> Result<LocalUpdate> {
+                       ++calls;
+                       CHECK(round.round == RoundId{1});
+                       CHECK(round.client == ClientId{4});
+                       CHECK(round.config.learning_rate == 0.5f);
+                       return LocalUpdate{.delta = delta, .num_examples = 3, .train_loss = 0.5f};
+                     },
+                     .num_parameters = num_parameters,
+                     .num_examples = 3};
+}
+
+TEST_CASE("A host trainer's update goes through the same clipping as the built-in trainer's") {
+  int calls = 0;
+  Device device(ClientId{4}, FixedTrainer({3.0f, 4.0f}, calls, 2));
+  CHECK(std::get<transport::Hello>(device.MakeHello("host").body).num_examples == 3);
+  Message start = RoundStartWith({1.0f, 1.0f});
+  std::get<transport::RoundStart>(start.body).privacy.clip_norm = 1.0f;
+  std::vector<Message> replies = device.Handle(start);
+  REQUIRE(replies.size() == 1);
+  CHECK(calls == 1);
+  const auto& update = std::get<transport::Update>(replies[0].body);
+  CHECK(update.num_examples == 3);
+  CHECK(update.train_loss == 0.5f);
+  REQUIRE(update.delta.size() == 2);
+  CHECK(update.delta[0] == doctest::Approx(0.6f));
+  CHECK(update.delta[1] == doctest::Approx(0.8f));
+  // A lent Workspace is not needed and not used.
+  Workspace unused = MakeWorkspace(6, 3);
+  CHECK(std::holds_alternative<transport::Update>(device.Handle(start, unused)[0].body));
+}
+
+TEST_CASE("A host trainer's errors, exceptions and invalid updates become ErrorReplies") {
+  auto error_of = [](Device& device, std::vector<float> weights) {
+    std::vector<Message> replies = device.Handle(RoundStartWith(std::move(weights)));
+    REQUIRE(replies.size() == 1);
+    REQUIRE(std::holds_alternative<transport::ErrorReply>(replies[0].body));
+    return std::get<transport::ErrorReply>(replies[0].body);
+  };
+  int calls = 0;
+  Device wrong_size(ClientId{4}, FixedTrainer({1.0f}, calls));
+  CHECK(error_of(wrong_size, {0.0f, 0.0f}).message.find("1 values for 2") != std::string::npos);
+  Device not_finite(ClientId{4}, FixedTrainer({1.0f, std::nanf("")}, calls));
+  const transport::ErrorReply nan_error = error_of(not_finite, {0.0f, 0.0f});
+  CHECK(nan_error.code == StatusCode::kInvalidArgument);
+  CHECK(nan_error.message.find("value 1") != std::string::npos);
+  CHECK(calls == 2);
+  // The declared parameter count is checked before the trainer is called.
+  Device declared(ClientId{4}, FixedTrainer({1.0f, 2.0f}, calls, 2));
+  CHECK(error_of(declared, {0.0f, 0.0f, 0.0f}).message.find("3 values") != std::string::npos);
+  CHECK(calls == 2);
+
+  Device declines(ClientId{4}, HostTrainer{.train = [](const TrainingRound&) -> Result<LocalUpdate> {
+                    return UnavailableError("battery low");
+                  }});
+  const transport::ErrorReply declined = error_of(declines, {0.0f});
+  CHECK(declined.code == StatusCode::kUnavailable);
+  CHECK(declined.message.find("battery low") != std::string::npos);
+
+  Device throws(ClientId{4}, HostTrainer{.train = [](const TrainingRound&) -> Result<LocalUpdate> {
+                  throw std::runtime_error("out of memory in host model");
+                }});
+  const transport::ErrorReply thrown = error_of(throws, {0.0f});
+  CHECK(thrown.code == StatusCode::kInternal);
+  CHECK(thrown.message.find("out of memory in host model") != std::string::npos);
+}
+
+TEST_CASE("A built-in-trainer device without a Workspace declines the round") {
+  const models::Dataset data = MakeDataset(8, 6, 3);
+  std::vector<uint32_t> indices = {0, 1, 2};
+  Device device(ClientId{2}, LocalData{&data, indices});
+  std::vector<Message> replies = device.Handle(RoundStartWith(std::vector<float>(21, 0.0f)));
+  REQUIRE(replies.size() == 1);
+  CHECK(std::get<transport::ErrorReply>(replies[0].body).code == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("TrainOnLocalData is the built-in trainer a Device runs") {
+  const models::Dataset data = MakeDataset(32, 6, 3);
+  std::vector<uint32_t> indices(32);
+  std::iota(indices.begin(), indices.end(), 0u);
+  Workspace workspace = MakeWorkspace(6, 3);
+  const std::vector<float> global(workspace.model().num_parameters(), 0.0f);
+  const Message start = RoundStartWith(global);
+  Result<LocalUpdate> direct = TrainOnLocalData(
+      TrainingRound{.round = RoundId{1},
+                    .client = ClientId{9},
+                    .config = std::get<transport::RoundStart>(start.body).training,
+                    .global_weights = global},
+      LocalData{&data, indices}, workspace.model());
+  REQUIRE(direct.ok());
+  Device device(ClientId{9}, LocalData{&data, indices});
+  const std::vector<Message> replies = device.Handle(start, workspace);
+  REQUIRE(replies.size() == 1);
+  const auto& update = std::get<transport::Update>(replies[0].body);
+  CHECK(update.delta == direct->delta);
+  CHECK(update.num_examples == direct->num_examples);
+  CHECK(update.train_loss == direct->train_loss);
 }
 
 }  // namespace

@@ -2,12 +2,16 @@
 //
 // Connects to the coordinator, says Hello, takes the id of the Welcome, then answers every
 // coordinator message with client::Device (the same code the simulator runs) until the
-// coordinator says Goodbye or `stop` is set. When the coordinator is silent for
-// `silence_timeout` (no round, no welcome) it reconnects with a fresh channel and Hello, waiting
-// `initial_backoff`, doubling up to `max_backoff`, between attempts.
+// coordinator says Goodbye or `stop` is set. The device trains with the built-in trainer on
+// LocalData and a Workspace, or with a HostTrainer the application supplies (device.h); a round
+// the trainer declines or fails is answered with an ErrorReply and logged, and the process goes
+// on to the next round. When the coordinator is silent for `silence_timeout` (no round, no
+// welcome) it reconnects with a fresh channel and Hello, waiting `initial_backoff`, doubling up
+// to `max_backoff`, between attempts.
 //
 // Thread-safety: RunDeviceProcess runs on the calling thread; `stop` may be set from a signal
-// handler. The LocalData's dataset and the workspace are borrowed for the call.
+// handler. The LocalData's dataset and the workspace are borrowed for the call; a HostTrainer
+// is called on the calling thread.
 //
 //   DeviceProcessOptions options{.channel = {.endpoint = "tcp://10.0.0.1:7878", ...}};
 //   Workspace workspace(std::move(model));
@@ -33,7 +37,8 @@ struct DeviceProcessOptions {
   std::chrono::milliseconds silence_timeout{30000};
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{5000};
-  // Rounds to answer before returning (0 = until Goodbye or stop).
+  // Rounds to answer before returning (0 = until Goodbye or stop). With secure aggregation the
+  // device first finishes its part of the last round (through unmasking).
   uint64_t max_rounds = 0;
 };
 
@@ -41,6 +46,7 @@ struct DeviceProcessOptions {
 struct DeviceProcessStats {
   uint64_t rounds_answered = 0;  // RoundStarts handled
   uint64_t connections = 0;      // Hellos sent (1 + reconnects)
+  uint64_t rounds_failed = 0;    // RoundStarts answered with an ErrorReply (part of answered)
 };
 
 // Runs the device until Goodbye, `stop`, or max_rounds. kInvalidArgument for bad options;
@@ -49,5 +55,11 @@ struct DeviceProcessStats {
 [[nodiscard]] Result<DeviceProcessStats> RunDeviceProcess(
     const DeviceProcessOptions& options, LocalData data, Workspace& workspace,
     const std::atomic<bool>& stop, const std::function<void(uint64_t round)>& on_round = {});
+
+// The same with a trainer the host application supplies instead of the built-in one: no
+// LocalData or Workspace. kInvalidArgument when `host.train` is empty; otherwise as above.
+[[nodiscard]] Result<DeviceProcessStats> RunDeviceProcess(
+    const DeviceProcessOptions& options, HostTrainer host, const std::atomic<bool>& stop,
+    const std::function<void(uint64_t round)>& on_round = {});
 
 }  // namespace edgefl::client
