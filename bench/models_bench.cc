@@ -12,19 +12,28 @@
 // AVX2: 32, baseline SSE2: 16), which holds for Zen 4/5 and Intel server cores.
 //
 //   edgefl_models_bench --benchmark_filter=Gemm_F32 --benchmark_format=json > models.json
-//   bench/pytorch_compare.py models.json
+//   bench/pytorch_compare.py --gemm models.json
+//
+// The end of the file times a training step of the mlp and the cnn (BM_TrainStep/...).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "edgefl/common/random.h"
 #include "edgefl/models/kernels.h"
+#include "edgefl/models/model.h"
+#include "edgefl/models/optimizer.h"
 #include "edgefl/models/quantization.h"
+#include "edgefl/models/threading.h"
+
+#include "bench_timing.h"
 
 namespace edgefl::models::kernels {
+
 namespace {
 
 double CpuMhz() {
@@ -205,50 +214,79 @@ BENCHMARK(BM_Gemm_Int4Dispatched)->Apply(ForwardShapes);
 }  // namespace edgefl::models::kernels
 
 // ---------------------------------------------------------------------------------------------
-// One training step of the built-in cnn (McMahan et al. 2017; models/builtin/cnn.toml) on
-// 1x28x28 inputs: ForwardBackward + a plain SGD step, single-threaded as in the simulator's
-// per-client pool. "GFLOP/s" counts the step's multiply-adds: forward 2 x (conv1 32x784x25 +
-// conv2 64x196x800 + fc1 512x3136 + fc2 10x512) per example, backward twice that minus conv1's
-// input gradient, which is not computed. PyTorch's baseline for the same step:
-// bench/pytorch_compare.py.
-#include "edgefl/models/model.h"
-#include "edgefl/models/optimizer.h"
-#include "edgefl/models/threading.h"
-
+// One training step of a built-in model on one batch of Fashion-MNIST-shaped data (784 values
+// in [0, 1] as 1x28x28, 10 classes): ForwardBackward (forward, softmax cross-entropy, backward)
+// and a plain SGD step (lr 0.05), with the model's threads bounded by SetNumThreads as
+// `edgefl train --threads` does. Cases are named BM_TrainStep/<model>/batch:<b>/threads:<t>
+// and timed on the wall clock (a threaded step's CPU time adds up every thread);
+// items_per_second is examples per second of wall-clock time; "examples/cpu_s" divides by the
+// CPU time of the whole process (every thread, spinning included), which a loaded machine
+// disturbs far less for one thread. "GFLOP/s" counts the step's multiply-adds:
+// forward F, backward 2F minus the first layer's input gradient, which is not computed.
+// bench/pytorch_compare.py runs the same steps in PyTorch and prints the ratios:
+//
+//   bench/pytorch_compare.py --bench build/bench/edgefl_models_bench
 namespace edgefl::models {
 namespace {
 
-void BM_TrainStep_Cnn(benchmark::State& state) {
-  const auto batch = static_cast<size_t>(state.range(0));
+using edgefl::bench::ProcessCpuSeconds;
+
+struct TrainStepModel {
+  const char* name;
+  double forward_macs;      // per example
+  double first_input_macs;  // the first layer's input gradient, skipped in backward
+};
+
+// mlp: 784-200-200-10; cnn: conv1 32x784x25, conv2 64x196x800, fc1 512x3136, fc2 10x512.
+constexpr TrainStepModel kTrainStepModels[] = {
+    {"mlp", 784.0 * 200 + 200.0 * 200 + 200.0 * 10, 784.0 * 200},
+    {"cnn", 32.0 * 784 * 25 + 64.0 * 196 * 800 + 512.0 * 3136 + 10.0 * 512, 32.0 * 784 * 25},
+};
+
+void BM_TrainStep(benchmark::State& state, TrainStepModel spec, size_t batch, int threads) {
   const int saved_threads = NumThreads();
-  SetNumThreads(1);
-  std::unique_ptr<Model> model = CreateModel(ModelSpec{.name = "cnn"}).value();
+  SetNumThreads(threads);
+  std::unique_ptr<Model> model = CreateModel(ModelSpec{.name = spec.name}).value();
   model->InitializeParameters(1);
   Rng rng(2);
   std::vector<float> inputs(batch * 784);
   for (float& x : inputs) x = static_cast<float>(rng.Uniform01());
   std::vector<uint8_t> labels(batch);
   for (uint8_t& y : labels) y = static_cast<uint8_t>(rng.UniformInt(10));
-  Sgd sgd(SgdOptions{.learning_rate = 0.01f}, model->num_parameters());
+  Sgd sgd(SgdOptions{.learning_rate = 0.05f}, model->num_parameters());
+  const Batch data{.inputs = inputs, .labels = labels, .batch_size = batch};
+  const double cpu_start = ProcessCpuSeconds();
   for (auto _ : state) {
-    benchmark::DoNotOptimize(
-        model->ForwardBackward(Batch{.inputs = inputs, .labels = labels, .batch_size = batch}));
+    benchmark::DoNotOptimize(model->ForwardBackward(data));
     sgd.Step(model->parameters(), model->gradients());
     benchmark::ClobberMemory();
   }
-  const double conv1 = 32.0 * 784 * 25, conv2 = 64.0 * 196 * 800, fc = 512.0 * 3136 + 10.0 * 512;
-  const double flops_per_example = 2.0 * (3.0 * (conv1 + conv2 + fc) - conv1);
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   const double examples = static_cast<double>(state.iterations() * batch);
+  state.SetItemsProcessed(static_cast<int64_t>(examples));
+  state.counters["examples/cpu_s"] = cpu_seconds > 0.0 ? examples / cpu_seconds : 0.0;
+  const double flops_per_example = 2.0 * (3.0 * spec.forward_macs - spec.first_input_macs);
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops_per_example * examples * 1e-9, benchmark::Counter::kIsRate);
-  state.counters["examples/s"] = benchmark::Counter(examples, benchmark::Counter::kIsRate);
+  state.counters["threads"] = threads;
   SetNumThreads(saved_threads);
 }
 
-void BM_TrainStep_Cnn_B10(benchmark::State& state) { BM_TrainStep_Cnn(state); }
-void BM_TrainStep_Cnn_B32(benchmark::State& state) { BM_TrainStep_Cnn(state); }
-BENCHMARK(BM_TrainStep_Cnn_B10)->Arg(10)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TrainStep_Cnn_B32)->Arg(32)->Unit(benchmark::kMillisecond);
+const int kTrainStepBenchmarks = [] {
+  for (const TrainStepModel& spec : kTrainStepModels) {
+    for (size_t batch : {10, 32}) {
+      for (int threads : {1, 2}) {
+        const std::string name = std::string("BM_TrainStep/") + spec.name +
+                                 "/batch:" + std::to_string(batch) +
+                                 "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), BM_TrainStep, spec, batch, threads)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
+    }
+  }
+  return 0;
+}();
 
 }  // namespace
 }  // namespace edgefl::models

@@ -43,22 +43,15 @@
 #include "edgefl/privacy/secagg/crypto.h"
 #include "edgefl/privacy/secagg/server.h"
 
+#include "bench_timing.h"
+
 namespace edgefl::privacy::secagg {
+
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
-
-// CPU seconds of the whole process (all threads): on a shared, loaded machine this is the
-// steadier measure of work; wall time is what a dedicated device or server would see.
-double ProcessCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
+using edgefl::bench::SteadyClock;
+using edgefl::bench::SecondsSince;
+using edgefl::bench::ProcessCpuSeconds;
 
 // A deterministic small input per client, as encoded updates are.
 void FillInput(uint32_t client, std::span<uint32_t> input) {

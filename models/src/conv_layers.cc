@@ -27,11 +27,12 @@ namespace {
 using internal::ForEachChunk;
 using kernels::Transpose;
 
-// The calling thread's GEMM workspace and column buffer; every OpenMP thread that runs a
-// chunk has its own.
+// The calling thread's GEMM workspace, column buffer and padded image; every OpenMP thread
+// that runs a chunk has its own.
 struct ThreadBuffers {
   std::vector<float> gemm_workspace = std::vector<float>(kernels::kGemmF32WorkspaceFloats);
   std::vector<float> columns;
+  std::vector<float> padded;
 };
 
 ThreadBuffers& Buffers() {
@@ -39,11 +40,12 @@ ThreadBuffers& Buffers() {
   return buffers;
 }
 
-float* ColumnBuffer(size_t floats) {
-  std::vector<float>& columns = Buffers().columns;
-  if (columns.size() < floats) columns.resize(floats);
-  return columns.data();
+float* GrownBuffer(std::vector<float>& buffer, size_t floats) {
+  if (buffer.size() < floats) buffer.resize(floats);
+  return buffer.data();
 }
+
+float* ColumnBuffer(size_t floats) { return GrownBuffer(Buffers().columns, floats); }
 
 // Geometry of one Conv2d, fixed at Build. Signed, since padding makes offsets negative.
 struct ConvGeometry {
@@ -53,53 +55,88 @@ struct ConvGeometry {
 
   int64_t column_rows() const { return channels * kernel * kernel; }
   int64_t out_pixels() const { return out_height * out_width; }
-  // For kernel column kj, the output columns [first, last) read inside the image.
-  int64_t FirstInside(int64_t kj) const { return std::clamp<int64_t>(pad - kj, 0, out_width); }
-  int64_t LastInside(int64_t kj) const {
-    return std::clamp<int64_t>(width + pad - kj, FirstInside(kj), out_width);
-  }
+  int64_t padded_height() const { return height + 2 * pad; }
+  int64_t padded_width() const { return width + 2 * pad; }
+  int64_t padded_size() const { return channels * padded_height() * padded_width(); }
 };
 
-// col [C*k*k, Ho*Wo] from x [C, H, W]; see the file comment.
-void Im2Col(const ConvGeometry& g, const float* x, float* col) {
+// The copy loops below move one output row (14 or 28 floats for the cnn) at a time. GCC's
+// -O3 turns such loops into calls to memcpy and memset, one per 14 floats, whose fixed cost
+// was about 5% of a cnn training step (perf on BM_TrainStep/cnn); kept as loops they
+// vectorise inline.
+#if defined(__GNUC__) && !defined(__clang__)
+#define EDGEFL_INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define EDGEFL_INLINE_COPIES
+#endif
+
+// xp [C, H + 2 pad, W + 2 pad] = x [C, H, W] with a border of `pad` zeros, so that every row
+// of the column matrix is a plain copy without bounds checks.
+EDGEFL_INLINE_COPIES void PadImage(const ConvGeometry& g, const float* x, float* xp) {
+  const int64_t ph = g.padded_height(), pw = g.padded_width();
   for (int64_t c = 0; c < g.channels; ++c) {
-    for (int64_t ki = 0; ki < g.kernel; ++ki) {
-      for (int64_t kj = 0; kj < g.kernel; ++kj) {
-        float* row = col + ((c * g.kernel + ki) * g.kernel + kj) * g.out_pixels();
-        const int64_t first = g.FirstInside(kj), last = g.LastInside(kj);
-        for (int64_t oh = 0; oh < g.out_height; ++oh) {
-          float* dst = row + oh * g.out_width;
-          const int64_t ih = oh + ki - g.pad;
-          if (ih < 0 || ih >= g.height) {
-            std::fill(dst, dst + g.out_width, 0.0f);
-            continue;
-          }
-          const float* src = x + (c * g.height + ih) * g.width + (kj - g.pad);
-          std::fill(dst, dst + first, 0.0f);
-          std::copy(src + first, src + last, dst + first);
-          std::fill(dst + last, dst + g.out_width, 0.0f);
-        }
-      }
+    float* plane = xp + c * ph * pw;
+    for (int64_t i = 0; i < g.pad * pw; ++i) plane[i] = 0.0f;
+    for (int64_t i = (g.pad + g.height) * pw; i < ph * pw; ++i) plane[i] = 0.0f;
+    for (int64_t ih = 0; ih < g.height; ++ih) {
+      float* row = plane + (ih + g.pad) * pw;
+      const float* src = x + (c * g.height + ih) * g.width;
+      for (int64_t j = 0; j < g.pad; ++j) row[j] = 0.0f;
+      for (int64_t j = 0; j < g.width; ++j) row[g.pad + j] = src[j];
+      for (int64_t j = g.pad + g.width; j < pw; ++j) row[j] = 0.0f;
     }
   }
 }
 
-// dx [C, H, W] = the sum of col's entries over the positions Im2Col read them from.
-void Col2Im(const ConvGeometry& g, const float* col, float* dx) {
-  std::fill(dx, dx + g.channels * g.height * g.width, 0.0f);
+// Rows [row_begin, row_end) of col [C*k*k, Ho*Wo] from x [C, H, W] (see the file comment),
+// written from the start of `col`. Stride 1: output row oh of kernel tap (ki, kj) is padded
+// row oh + ki from column kj on.
+EDGEFL_INLINE_COPIES void Im2Col(const ConvGeometry& g, const float* x, int64_t row_begin,
+                                 int64_t row_end, float* col) {
+  const int64_t ph = g.padded_height(), pw = g.padded_width();
+  const float* xp = x;
+  if (g.pad > 0) {
+    float* padded = GrownBuffer(Buffers().padded, static_cast<size_t>(g.padded_size()));
+    PadImage(g, x, padded);
+    xp = padded;
+  }
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t c = r / (g.kernel * g.kernel);
+    const int64_t ki = r / g.kernel % g.kernel;
+    const int64_t kj = r % g.kernel;
+    float* row = col + (r - row_begin) * g.out_pixels();
+    for (int64_t oh = 0; oh < g.out_height; ++oh) {
+      const float* src = xp + (c * ph + oh + ki) * pw + kj;
+      float* dst = row + oh * g.out_width;
+      for (int64_t ow = 0; ow < g.out_width; ++ow) dst[ow] = src[ow];
+    }
+  }
+}
+
+// dx [C, H, W] = the sum of col's entries over the positions Im2Col read them from, added in
+// the order (c, ki, kj, oh, ow) into a padded image whose border is then dropped.
+EDGEFL_INLINE_COPIES void Col2Im(const ConvGeometry& g, const float* col, float* dx) {
+  const int64_t ph = g.padded_height(), pw = g.padded_width();
+  float* dxp = g.pad > 0 ? GrownBuffer(Buffers().padded, static_cast<size_t>(g.padded_size())) : dx;
+  for (int64_t i = 0; i < g.padded_size(); ++i) dxp[i] = 0.0f;
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int64_t ki = 0; ki < g.kernel; ++ki) {
       for (int64_t kj = 0; kj < g.kernel; ++kj) {
         const float* row = col + ((c * g.kernel + ki) * g.kernel + kj) * g.out_pixels();
-        const int64_t first = g.FirstInside(kj), last = g.LastInside(kj);
         for (int64_t oh = 0; oh < g.out_height; ++oh) {
-          const int64_t ih = oh + ki - g.pad;
-          if (ih < 0 || ih >= g.height) continue;
           const float* src = row + oh * g.out_width;
-          float* dst = dx + (c * g.height + ih) * g.width + (kj - g.pad);
-          for (int64_t ow = first; ow < last; ++ow) dst[ow] += src[ow];
+          float* dst = dxp + (c * ph + oh + ki) * pw + kj;
+          for (int64_t ow = 0; ow < g.out_width; ++ow) dst[ow] += src[ow];
         }
       }
+    }
+  }
+  if (g.pad == 0) return;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ih = 0; ih < g.height; ++ih) {
+      const float* src = dxp + (c * ph + ih + g.pad) * pw + g.pad;
+      float* dst = dx + (c * g.height + ih) * g.width;
+      for (int64_t j = 0; j < g.width; ++j) dst[j] = src[j];
     }
   }
 }
@@ -124,6 +161,12 @@ class Conv2d final : public Layer {
   }
 
   std::string_view kind() const override { return "conv2d"; }
+
+  // Keeps the default min_parallel_batch (64), although every example costs far more than a
+  // fork/join (the cnn's conv2: 10M multiply-adds): split at batch 10 and 32 over two threads
+  // on a shared, loaded two-core machine, the cnn's step ran 0.2-0.5x as fast as on one thread
+  // with OpenMP's default spin-waiting and 0.85-0.95x with OMP_WAIT_POLICY=passive
+  // (BM_TrainStep/cnn). Lower it where a device's cores are its own.
 
   Result<Shape> Build(const Shape& input_shape) override {
     if (input_shape.size() != 3) {
@@ -186,7 +229,7 @@ class Conv2d final : public Layer {
       float* workspace = Buffers().gemm_workspace.data();
       for (size_t n = begin; n < end; ++n) {
         const float* x = in.data() + n * InSize();
-        if (!IsPointwise()) Im2Col(g_, x, col);
+        if (!IsPointwise()) Im2Col(g_, x, 0, g_.column_rows(), col);
         float* y = out.data() + n * OutSize();
         for (int64_t o = 0; o < out_; ++o) {
           std::fill(y + static_cast<size_t>(o) * pixels, y + static_cast<size_t>(o + 1) * pixels,
@@ -221,17 +264,24 @@ class Conv2d final : public Layer {
         d_bias[o] += sum;
       }
     }
-    // dW = sum_n dY_n col_n^T, split over output channels so that no two threads write the
-    // same rows; each thread builds every example's columns itself.
-    ForEachChunk(static_cast<size_t>(out_), pass.parallel, [&](size_t begin, size_t end) {
-      float* col = IsPointwise() ? nullptr : ColumnBuffer(rows * pixels);
+    // dW = sum_n dY_n col_n^T, split over the columns of dW (the rows of col), so that no two
+    // threads write the same values and each builds only its own rows of every example's
+    // column matrix. Each GEMM keeps all out_ rows: the AVX-512 and AVX2 kernels choose their
+    // path from the row count and depth, not the column count, so every value is summed in
+    // the same order whatever the number of threads and a threaded pass gives the serial
+    // pass's bits there (where a level falls back to Eigen, whose blocking also looks at the
+    // column count, the two may differ in rounding).
+    ForEachChunk(rows, pass.parallel, [&](size_t begin, size_t end) {
+      float* col = IsPointwise() ? nullptr : ColumnBuffer((end - begin) * pixels);
       float* workspace = Buffers().gemm_workspace.data();
       for (size_t n = 0; n < batch; ++n) {
         const float* x = in.data() + n * InSize();
-        if (!IsPointwise()) Im2Col(g_, x, col);
-        gemm(Transpose::kNo, Transpose::kYes, end - begin, rows, pixels, 1.0f,
-             d_out.data() + n * OutSize() + begin * pixels, pixels, IsPointwise() ? x : col, pixels,
-             n == 0 ? 0.0f : 1.0f, d_weight + begin * rows, rows, workspace);
+        if (!IsPointwise()) {
+          Im2Col(g_, x, static_cast<int64_t>(begin), static_cast<int64_t>(end), col);
+        }
+        gemm(Transpose::kNo, Transpose::kYes, static_cast<size_t>(out_), end - begin, pixels, 1.0f,
+             d_out.data() + n * OutSize(), pixels, IsPointwise() ? x + begin * pixels : col,
+             pixels, n == 0 ? 0.0f : 1.0f, d_weight + begin, rows, workspace);
       }
     });
     // dX_n = col2im(W^T dY_n), split over examples.

@@ -15,11 +15,14 @@
 namespace edgefl::models::internal {
 
 // A fork/join costs a few microseconds; one Dense 784x200 product over 64 rows costs about
-// 0.1 ms on one core, so smaller batches (training at 10 or 32) always run serially.
+// 0.1 ms on one core, so smaller batches (training at 10 or 32) run serially by default (a
+// layer may lower the bar: Layer::min_parallel_batch).
 inline constexpr size_t kMinParallelBatch = 64;
 
-inline bool ShouldParallelize(size_t batch_size) {
-  return batch_size >= kMinParallelBatch && NumThreads() > 1 && !omp_in_parallel();
+// `min_batch`: a layer whose every example costs far more than a fork/join lowers it
+// (Layer::min_parallel_batch).
+inline bool ShouldParallelize(size_t batch_size, size_t min_batch = kMinParallelBatch) {
+  return batch_size >= min_batch && NumThreads() > 1 && !omp_in_parallel();
 }
 
 // Calls fn(begin, end) over contiguous chunks that cover [0, n): one chunk per thread when

@@ -100,12 +100,15 @@ void SequentialModel::ReserveBackward(size_t batch_size) {
   backward_capacity_ = batch_size;
 }
 
-void SequentialModel::RunForward(const float* inputs, size_t batch_size, bool parallel,
+void SequentialModel::RunForward(const float* inputs, size_t batch_size,
                                  std::span<float> logits) {
-  const PassContext pass{
-      .batch_size = batch_size, .parameters = parameters_, .gradients = {}, .parallel = parallel};
   std::span<const float> in(inputs, batch_size * input_size_);
   for (size_t i = 0; i < layers_.size(); ++i) {
+    const PassContext pass{
+        .batch_size = batch_size,
+        .parameters = parameters_,
+        .gradients = {},
+        .parallel = internal::ShouldParallelize(batch_size, layers_[i]->min_parallel_batch())};
     const bool last = i + 1 == layers_.size();
     std::span<float> out =
         last ? logits
@@ -124,7 +127,7 @@ void SequentialModel::Forward(std::span<const float> inputs, size_t batch_size,
   EDGEFL_CHECK_EQ(inputs.size(), batch_size * input_size_);
   EDGEFL_CHECK_EQ(logits.size(), batch_size * num_classes_);
   ReserveForward(batch_size);
-  RunForward(inputs.data(), batch_size, internal::ShouldParallelize(batch_size), logits);
+  RunForward(inputs.data(), batch_size, logits);
 }
 
 float SequentialModel::ForwardBackward(const Batch& batch) {
@@ -134,21 +137,21 @@ float SequentialModel::ForwardBackward(const Batch& batch) {
   EDGEFL_CHECK_EQ(batch.labels.size(), batch_size);
   ReserveForward(batch_size);
   ReserveBackward(batch_size);
-  const bool parallel = internal::ShouldParallelize(batch_size);
   const size_t last = layers_.size() - 1;
   std::span<float> logits =
       std::span<float>(activations_).subspan(activation_offsets_[last], batch_size * num_classes_);
-  RunForward(batch.inputs.data(), batch_size, parallel, logits);
+  RunForward(batch.inputs.data(), batch_size, logits);
 
   std::span<float> d_out(activation_gradients_[0].data(), batch_size * num_classes_);
   const float loss = SoftmaxCrossEntropy(logits, batch.labels, num_classes_, d_out);
 
-  const PassContext pass{.batch_size = batch_size,
-                         .parameters = parameters_,
-                         .gradients = gradients_,
-                         .parallel = parallel};
   int current = 0;
   for (size_t i = layers_.size(); i-- > 0;) {
+    const PassContext pass{
+        .batch_size = batch_size,
+        .parameters = parameters_,
+        .gradients = gradients_,
+        .parallel = internal::ShouldParallelize(batch_size, layers_[i]->min_parallel_batch())};
     const size_t in_size = i == 0 ? input_size_ : output_sizes_[i - 1];
     std::span<const float> in =
         i == 0 ? batch.inputs

@@ -42,8 +42,9 @@ struct PassContext {
   std::span<const float> parameters;  // the model's whole parameter buffer
   std::span<float> gradients;         // the model's whole gradient buffer (Backward only)
   // When true the layer may split its work over OpenMP threads (up to NumThreads()); the
-  // model sets it only outside any active parallel region and for large batches
-  // (threading.h), so a pool of per-client threads never oversubscribes the cores.
+  // model sets it only outside any active parallel region and for batches of at least the
+  // layer's min_parallel_batch() (threading.h), so a pool of per-client threads never
+  // oversubscribes the cores.
   bool parallel = false;
 };
 
@@ -74,6 +75,11 @@ class Layer {
   // Floats of per-example scratch the layer keeps from Forward to Backward (a max-pool's
   // argmax, a layer norm's statistics). The model allocates batch_size times this.
   virtual size_t scratch_per_example() const { return 0; }
+
+  // The smallest batch for which the model sets PassContext::parallel for this layer. A
+  // fork/join costs microseconds, so the default (64) keeps cheap layers serial at training
+  // batch sizes; a layer whose every example costs far more (a convolution) lowers it.
+  virtual size_t min_parallel_batch() const;
 
   // out[batch, output] = f(in[batch, input]). `scratch` holds batch_size *
   // scratch_per_example() floats owned by the model. Must not allocate per call (a per-thread

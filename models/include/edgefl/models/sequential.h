@@ -66,7 +66,7 @@ class SequentialModel final : public Model {
   void ReserveForward(size_t batch_size);
   void ReserveBackward(size_t batch_size);
   // Runs every layer; the last one writes into `logits`.
-  void RunForward(const float* inputs, size_t batch_size, bool parallel, std::span<float> logits);
+  void RunForward(const float* inputs, size_t batch_size, std::span<float> logits);
 
   std::string name_;
   Shape input_shape_;
