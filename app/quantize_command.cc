@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "edgefl/models/charlm.h"
 #include "edgefl/models/checkpoint.h"
 #include "edgefl/models/model.h"
 #include "edgefl/models/quantized.h"
@@ -23,6 +24,14 @@ std::string Format(const char* format, auto... values) {
   char buffer[256];
   std::snprintf(buffer, sizeof(buffer), format, values...);
   return buffer;
+}
+
+Result<models::TensorMap> QuantizeSequential(std::unique_ptr<models::Model> model,
+                                             models::WeightFormat format,
+                                             std::vector<models::QuantizedTensorReport>* report) {
+  EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> quantized,
+                          models::QuantizeModel(std::move(model), {.format = format}, report));
+  return models::QuantizedModelTensors(*quantized);
 }
 
 }  // namespace
@@ -45,10 +54,10 @@ int RunQuantizeCommand(const QuantizeFlags& flags, std::ostream& out, std::ostre
   }
   const std::string model_name = (*model)->name();
   std::vector<models::QuantizedTensorReport> report;
-  Result<std::unique_ptr<models::Model>> quantized =
-      models::QuantizeModel(std::move(model).value(), {.format = *format}, &report);
-  if (!quantized.ok()) return fail(quantized.status(), kRuntimeError);
-  Result<models::TensorMap> tensors = models::QuantizedModelTensors(**quantized);
+  // charlm is not sequential: it quantizes its own projections (charlm.h).
+  Result<models::TensorMap> tensors =
+      model_name == "charlm" ? models::QuantizeCharLm(**model, *format, &report)
+                             : QuantizeSequential(std::move(model).value(), *format, &report);
   if (!tensors.ok()) return fail(tensors.status(), kRuntimeError);
   const models::Metadata metadata = {
       {"format", std::string(models::QuantizedMetadataFormat(*format))}, {"model", model_name}};

@@ -46,6 +46,14 @@ class AdaptedModel final : public Model {
   std::unique_ptr<SequentialModel> model_;
 };
 
+// A LoRA model that is not sequential (charlm) and merges its adapters itself: MergeLora (lora.h)
+// calls MergeInto with the same contract.
+class MergeableLora {
+ public:
+  virtual ~MergeableLora() = default;
+  [[nodiscard]] virtual Status MergeInto(Model& dense) const = 0;
+};
+
 // The SequentialModel a model runs on: itself, or an AdaptedModel's; null for other models.
 SequentialModel* AsSequential(Model& model);
 const SequentialModel* AsSequential(const Model& model);

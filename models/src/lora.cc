@@ -223,6 +223,9 @@ Status WriteTensor(Model& dense, const std::string& name, const std::vector<int6
 }  // namespace
 
 Status MergeLora(const Model& lora, Model& dense) {
+  if (const auto* mergeable = dynamic_cast<const internal::MergeableLora*>(&lora)) {
+    return mergeable->MergeInto(dense);
+  }
   const SequentialModel* sequential = internal::AsSequential(lora);
   if (sequential == nullptr) {
     return InvalidArgumentError("model '" + lora.name() + "' is not a sequential model");

@@ -14,7 +14,11 @@ std::vector<std::string> BuiltinModelNames() { return {"logreg", "mlp", "cnn", "
 
 Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec) {
   // A sequence model with its own shapes (model.h): input_size and num_classes do not apply.
-  if (spec.name == "charlm") return CreateCharLm(CharLmConfig{});
+  if (spec.name == "charlm") return CreateCharLmForSpec(spec);
+  if (!spec.base.empty() || spec.lora_rank > 0) {
+    return InvalidArgumentError("model '" + spec.name + "': a base checkpoint and LoRA adapters "
+                                "are supported for charlm only");
+  }
   if (spec.input_size == 0 || spec.num_classes == 0 || spec.num_classes > 256) {
     return InvalidArgumentError(
         "model '" + spec.name + "' needs input_size > 0 and num_classes in [1, 256], got " +

@@ -453,6 +453,25 @@ void AppendLayerParameters(const Layer& layer, const SequentialModel& owner, Ten
 
 }  // namespace
 
+QuantizedTensorReport MeasureQuantization(std::string name, std::span<const float> fp32,
+                                          const FrozenDense& frozen) {
+  const std::span<const float> dequantized = frozen.DequantizedWeight();
+  EDGEFL_CHECK(dequantized.size() == fp32.size());
+  double sum = 0.0;
+  float max = 0.0f;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    const float error = std::fabs(fp32[i] - dequantized[i]);
+    sum += error;
+    max = std::max(max, error);
+  }
+  return {.name = std::move(name),
+          .fp32_bytes = fp32.size() * sizeof(float),
+          .quantized_bytes = frozen.weight_bytes(),
+          .max_abs_error = max,
+          .mean_abs_error = fp32.empty() ? 0.0f
+                                         : static_cast<float>(sum / static_cast<double>(fp32.size()))};
+}
+
 Result<std::unique_ptr<Model>> QuantizeModel(std::unique_ptr<Model> model,
                                              const QuantizeOptions& options,
                                              std::vector<QuantizedTensorReport>* report) {
@@ -497,22 +516,7 @@ Result<std::unique_ptr<Model>> QuantizeModel(std::unique_ptr<Model> model,
       const std::span<const float> w = parameters.subspan(weight.offset, weight.size);
       std::unique_ptr<FrozenDense> frozen = FrozenDense::Quantize(
           layer.name(), options.format, out, in, w, parameters.subspan(bias.offset, bias.size));
-      if (report != nullptr) {
-        const std::span<const float> deq = frozen->DequantizedWeight();
-        double sum = 0.0;
-        float max = 0.0f;
-        for (size_t j = 0; j < w.size(); ++j) {
-          const float e = std::fabs(w[j] - deq[j]);
-          sum += e;
-          max = std::max(max, e);
-        }
-        report->push_back(QuantizedTensorReport{
-            .name = weight.name,
-            .fp32_bytes = w.size() * sizeof(float),
-            .quantized_bytes = frozen->weight_bytes(),
-            .max_abs_error = max,
-            .mean_abs_error = static_cast<float>(sum / static_cast<double>(w.size()))});
-      }
+      if (report != nullptr) report->push_back(MeasureQuantization(weight.name, w, *frozen));
       layers.push_back(std::move(frozen));
     } else if (layer.kind() == "relu") {
       layers.push_back(MakeRelu(layer.name()));

@@ -14,6 +14,7 @@
 #include "edgefl/models/kernels.h"
 #include "edgefl/models/layers.h"
 #include "parallel.h"
+#include "transformer_layers.h"
 
 namespace edgefl::models {
 namespace {
@@ -370,11 +371,13 @@ class PositionwiseDense final : public Layer {
 // qkv = x Wqkv^T + bqkv ([T, 3d]: q | k | v, head h in columns [h dh, (h+1) dh) of each), per head
 // P = softmax(q k^T / sqrt(dh) + causal mask), ctx = P v, out = ctx Wo^T + bo. Scratch per example:
 // qkv [T, 3d], P [H, T, T], ctx [T, d], and backward workspace d_qkv [T, 3d], d_ctx [T, d], dP [H,
-// T, T]; 850 KB at T = d = 128, H = 4.
+// T, T]; 850 KB at T = d = 128, H = 4. Without `project` it is the core alone (the attention core
+// of transformer_layers.h): input qkv [T, 3d], output ctx [T, d], no parameters, so that a model can
+// run the two projections as layers of their own (frozen, quantized or LoRA-adapted).
 class CausalSelfAttention final : public Layer {
  public:
-  CausalSelfAttention(std::string name, size_t num_heads)
-      : Layer(std::move(name)), heads_(num_heads) {
+  CausalSelfAttention(std::string name, size_t num_heads, bool project = true)
+      : Layer(std::move(name)), heads_(num_heads), project_(project) {
     EDGEFL_CHECK(num_heads > 0) << this->name();
   }
   std::string_view kind() const override { return "causal_self_attention"; }
@@ -383,14 +386,22 @@ class CausalSelfAttention final : public Layer {
     EDGEFL_RETURN_IF_ERROR(RequireSequence(name(), kind(), input_shape));
     context_ = static_cast<size_t>(input_shape[0]);
     dim_ = static_cast<size_t>(input_shape[1]);
+    if (!project_) {
+      if (dim_ % 3 != 0) {
+        return InvalidArgumentError("attention core '" + name() + "' needs input [T, 3d], got " +
+                                    ShapeToString(input_shape));
+      }
+      dim_ /= 3;
+    }
     if (dim_ % heads_ != 0) {
       return InvalidArgumentError("attention layer '" + name() + "': d = " + std::to_string(dim_) +
                                   " is not a multiple of " + std::to_string(heads_) + " heads");
     }
     head_dim_ = dim_ / heads_;
-    return input_shape;
+    return Shape{input_shape[0], static_cast<int64_t>(dim_)};
   }
   void RegisterParameters(ParameterLayout& layout) override {
+    if (!project_) return;
     const auto d = static_cast<int64_t>(dim_);
     qkv_weight_ = layout.Add(name() + ".qkv.weight", {3 * d, d});
     qkv_bias_ = layout.Add(name() + ".qkv.bias", {3 * d});
@@ -398,6 +409,7 @@ class CausalSelfAttention final : public Layer {
     proj_bias_ = layout.Add(name() + ".proj.bias", {d});
   }
   void InitializeParameters(std::span<float> parameters, Rng& rng) const override {
+    if (!project_) return;
     FillLeCun(parameters.subspan(qkv_weight_, 3 * dim_ * dim_), dim_, 3.0, rng);
     std::fill_n(parameters.begin() + qkv_bias_, 3 * dim_, 0.0f);
     FillLeCun(parameters.subspan(proj_weight_, dim_ * dim_), dim_, 3.0, rng);
@@ -409,15 +421,19 @@ class CausalSelfAttention final : public Layer {
                std::span<float> scratch) const override {
     const size_t batch = pass.batch_size;
     const size_t rows = batch * context_;
-    EDGEFL_CHECK(in.size() == rows * dim_ && out.size() == in.size() &&
+    EDGEFL_CHECK(in.size() == rows * InWidth() && out.size() == rows * dim_ &&
                  scratch.size() == batch * scratch_per_example())
         << name();
     float* qkv = scratch.data();
     float* probs = qkv + batch * QkvSize();
     float* ctx = probs + batch * ProbSize();
     const float* p = pass.parameters.data();
-    LinearForward(pass.parallel, rows, dim_, 3 * dim_, in.data(), p + qkv_weight_, p + qkv_bias_,
-                  qkv);
+    if (project_) {
+      LinearForward(pass.parallel, rows, dim_, 3 * dim_, in.data(), p + qkv_weight_,
+                    p + qkv_bias_, qkv);
+    } else {
+      std::copy(in.begin(), in.end(), qkv);
+    }
     const kernels::GemmF32Fn gemm = kernels::Kernels().gemm_f32;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
     const size_t ld = 3 * dim_;
@@ -447,6 +463,10 @@ class CausalSelfAttention final : public Layer {
              ld, 0.0f, ctx + b * CtxSize() + h * head_dim_, dim_, Workspace());
       }
     });
+    if (!project_) {
+      std::copy(ctx, ctx + rows * dim_, out.data());
+      return;
+    }
     LinearForward(pass.parallel, rows, dim_, dim_, ctx, p + proj_weight_, p + proj_bias_,
                   out.data());
   }
@@ -456,7 +476,7 @@ class CausalSelfAttention final : public Layer {
                 std::span<float> scratch) const override {
     const size_t batch = pass.batch_size;
     const size_t rows = batch * context_;
-    EDGEFL_CHECK(in.size() == rows * dim_ && d_out.size() == in.size() &&
+    EDGEFL_CHECK(in.size() == rows * InWidth() && d_out.size() == rows * dim_ &&
                  scratch.size() == batch * scratch_per_example())
         << name();
     EDGEFL_CHECK(d_in.empty() || d_in.size() == in.size()) << name();
@@ -468,8 +488,12 @@ class CausalSelfAttention final : public Layer {
     float* d_ctx = d_probs + batch * ProbSize();
     const float* p = pass.parameters.data();
     float* g = pass.gradients.data();
-    LinearBackward(pass.parallel, rows, dim_, dim_, ctx, p + proj_weight_, d_out.data(),
-                   g + proj_weight_, g + proj_bias_, d_ctx);
+    if (project_) {
+      LinearBackward(pass.parallel, rows, dim_, dim_, ctx, p + proj_weight_, d_out.data(),
+                     g + proj_weight_, g + proj_bias_, d_ctx);
+    } else {
+      std::copy(d_out.begin(), d_out.end(), d_ctx);
+    }
     const kernels::GemmF32Fn gemm = kernels::Kernels().gemm_f32;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
     const size_t ld = 3 * dim_;
@@ -509,16 +533,22 @@ class CausalSelfAttention final : public Layer {
              ld, 0.0f, dk, ld, Workspace());
       }
     });
+    if (!project_) {
+      if (!d_in.empty()) std::copy(d_qkv, d_qkv + rows * 3 * dim_, d_in.data());
+      return;
+    }
     LinearBackward(pass.parallel, rows, dim_, 3 * dim_, in.data(), p + qkv_weight_, d_qkv,
                    g + qkv_weight_, g + qkv_bias_, d_in.empty() ? nullptr : d_in.data());
   }
 
  private:
+  size_t InWidth() const { return project_ ? dim_ : 3 * dim_; }
   size_t QkvSize() const { return context_ * 3 * dim_; }
   size_t ProbSize() const { return heads_ * context_ * context_; }
   size_t CtxSize() const { return context_ * dim_; }
 
   size_t heads_;
+  bool project_;
   size_t context_ = 0;
   size_t dim_ = 0;
   size_t head_dim_ = 0;
@@ -545,6 +575,9 @@ std::unique_ptr<Layer> MakePositionwiseDense(std::string name, size_t out_featur
 }
 std::unique_ptr<Layer> MakeCausalSelfAttention(std::string name, size_t num_heads) {
   return std::make_unique<CausalSelfAttention>(std::move(name), num_heads);
+}
+std::unique_ptr<Layer> internal::MakeCausalAttentionCore(std::string name, size_t num_heads) {
+  return std::make_unique<CausalSelfAttention>(std::move(name), num_heads, /*project=*/false);
 }
 
 }  // namespace edgefl::models

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edgefl/common/random.h"
+#include "edgefl/models/charlm.h"
 #include "edgefl/models/checkpoint.h"
 #include "edgefl/models/optimizer.h"
 #include "edgefl/models/quantized.h"
@@ -221,6 +222,216 @@ TEST_CASE("LoRA options and targets are validated") {
   CHECK(relu.code() == StatusCode::kInvalidArgument);
   CHECK(relu.message().find("relu1") != std::string::npos);
   CHECK(CreateLoraModel(Lora(Mlp(1), {}), {}).status().code() == StatusCode::kUnimplemented);
+}
+
+// ---------------------------------------------------------------------------------------------
+// charlm: adapters on the transformer's projections over an fp32, int8 or int4 frozen base.
+
+// Small enough for finite differences on every adapter value.
+constexpr CharLmConfig kTinyLm{
+    .context = 6, .d_model = 8, .num_heads = 2, .num_layers = 2, .vocab_size = 16};
+
+// A trained-looking fp32 charlm: unit-scale random values rather than the standard init, whose
+// zero biases and unit gains would hide paths (as transformer_test.cc).
+std::unique_ptr<Model> RandomCharLm(const CharLmConfig& config, uint64_t seed) {
+  std::unique_ptr<Model> model = CreateCharLm(config).value();
+  Rng rng(seed);
+  for (float& w : model->parameters()) w = static_cast<float>(rng.Uniform01() - 0.5);
+  return model;
+}
+
+// The checkpoint of a trainable model, as SaveModel writes it (or QuantizeCharLm for q8 / q4).
+TensorMap CharLmBase(const Model& model, WeightFormat format, const CharLmConfig& config) {
+  if (format != WeightFormat::kF32) return QuantizeCharLm(model, format, nullptr, config).value();
+  TensorMap tensors;
+  for (const ParameterSpec& spec : model.layout().specs()) {
+    tensors[spec.name] = F32Tensor(spec.shape, model.parameters().subspan(spec.offset, spec.size));
+  }
+  return tensors;
+}
+
+std::vector<float> LmInputs(const CharLmConfig& config, size_t batch, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> x(batch * config.context);
+  for (float& v : x) v = static_cast<float>(rng.UniformInt(config.vocab_size));
+  return x;
+}
+
+std::vector<float> LmLogits(Model& model, const std::vector<float>& x, const CharLmConfig& c) {
+  const size_t batch = x.size() / c.context;
+  std::vector<float> logits(batch * c.context * c.vocab_size);
+  model.Forward(x, batch, logits);
+  return logits;
+}
+
+TEST_CASE("charlm adapters of rank 8 on qkv, proj and fc2 are 4.70% of its 478,976 parameters") {
+  const CharLmConfig config;
+  std::unique_ptr<Model> fp32 = CreateCharLm(config).value();
+  fp32->InitializeParameters(1);
+  const TensorMap base = CharLmBase(*fp32, WeightFormat::kInt4, config);
+  std::unique_ptr<Model> lora =
+      CreateCharLmLora(config, base, {.rank = 8, .target_layers = {"qkv", "proj", "fc2"}})
+          .value();
+  // Per block: qkv 8 (128 + 384), proj 8 (128 + 128), fc2 8 (512 + 128); two blocks.
+  CHECK(lora->num_parameters() == 22528);
+  CHECK(static_cast<double>(lora->num_parameters()) / 478976.0 < 0.05);
+  CHECK(lora->layout().specs().front().name == "block0.attn.qkv.lora_A");
+  CHECK(lora->layout().specs().back().name == "block1.fc2.lora_B");
+  // Every projection at rank 8 would be 7.48%, over the 5% budget.
+  CHECK(CreateCharLmLora(config, base, {.rank = 8}).value()->num_parameters() == 35840);
+  CHECK(CreateFrozenCharLm(config, base).value()->num_parameters() == 0);
+}
+
+TEST_CASE("a fresh charlm LoRA model computes what its frozen base computes") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 3);
+  const std::vector<float> x = LmInputs(kTinyLm, 3, 4);
+  const std::vector<float> expected = LmLogits(*fp32, x, kTinyLm);
+  std::unique_ptr<Model> lora =
+      CreateCharLmLora(kTinyLm, CharLmBase(*fp32, WeightFormat::kF32, kTinyLm), {.rank = 2})
+          .value();
+  lora->InitializeParameters(5);
+  const std::vector<float> actual = LmLogits(*lora, x, kTinyLm);
+  REQUIRE(actual.size() == expected.size());
+  // The same products, in a different association (per-row FrozenDense instead of the
+  // position-wise layer): float rounding only.
+  for (size_t i = 0; i < actual.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-5));
+}
+
+TEST_CASE("merging charlm adapters gives the same outputs as base + adapters, for f32, q8, q4") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 6);
+  const std::vector<float> x = LmInputs(kTinyLm, 2, 7);
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kInt8, WeightFormat::kInt4}) {
+    CAPTURE(WeightFormatName(format));
+    std::unique_ptr<Model> lora =
+        CreateCharLmLora(kTinyLm, CharLmBase(*fp32, format, kTinyLm),
+                         {.rank = 2, .alpha = 3.0f, .target_layers = {"qkv", "fc1", "head"}})
+            .value();
+    Randomize(*lora, 8);  // B != 0, so the adapters change the output
+    const std::vector<float> adapted = LmLogits(*lora, x, kTinyLm);
+    std::unique_ptr<Model> merged = CreateCharLm(kTinyLm).value();
+    REQUIRE(MergeLora(*lora, *merged).ok());
+    const std::vector<float> expected = LmLogits(*merged, x, kTinyLm);
+    // q8 quantizes activations per batch, which the merged fp32 model does not: compare loosely
+    // there (the scale of the logits is ~1).
+    const double tolerance = format == WeightFormat::kInt8 ? 5e-2 : 1e-4;
+    double worst = 0.0;
+    for (size_t i = 0; i < adapted.size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(adapted[i] - expected[i])));
+    }
+    MESSAGE("largest |merged - adapted| ", worst);
+    CHECK(worst <= tolerance);
+    // The adapters did change the model.
+    std::vector<float> base_logits = LmLogits(*CreateFrozenCharLm(kTinyLm, CharLmBase(*fp32, format, kTinyLm)).value(), x, kTinyLm);
+    double moved = 0.0;
+    for (size_t i = 0; i < adapted.size(); ++i) {
+      moved = std::max(moved, static_cast<double>(std::fabs(adapted[i] - base_logits[i])));
+    }
+    CHECK(moved > 0.1);
+  }
+}
+
+// As "LoRA adapter gradients match finite differences" above, through the whole transformer:
+// the gradient of an adapter on block0's qkv passes through the attention core, both layer norms
+// and every frozen projection above it.
+TEST_CASE("charlm adapter gradients match finite differences over f32 and q4 bases") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 9);
+  const size_t batch = 2;
+  const std::vector<float> x = LmInputs(kTinyLm, batch, 10);
+  std::vector<uint8_t> labels(x.size());
+  Rng rng(11);
+  for (uint8_t& y : labels) y = static_cast<uint8_t>(rng.UniformInt(kTinyLm.vocab_size));
+  const Batch data{.inputs = x, .labels = labels, .batch_size = batch};
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kInt4}) {
+    CAPTURE(WeightFormatName(format));
+    std::unique_ptr<Model> model =
+        CreateCharLmLora(kTinyLm, CharLmBase(*fp32, format, kTinyLm), {.rank = 2, .alpha = 4.0f})
+            .value();
+    Randomize(*model, 12);
+    model->ForwardBackward(data);
+    const std::vector<float> analytic(model->gradients().begin(), model->gradients().end());
+    const std::span<float> p = model->parameters();
+    constexpr float kStep = 1e-2f;
+    double worst = 0.0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      const float saved = p[i];
+      p[i] = saved + kStep;
+      const double plus = model->ForwardBackward(data);
+      p[i] = saved - kStep;
+      const double minus = model->ForwardBackward(data);
+      p[i] = saved;
+      const double numeric = (plus - minus) / (2.0 * kStep);
+      worst = std::max(worst, std::fabs(numeric - analytic[i]));
+      CHECK_MESSAGE(std::fabs(numeric - analytic[i]) <= 1e-3 + 1e-2 * std::fabs(numeric),
+                    "parameter ", i);
+    }
+    MESSAGE(p.size(), " adapter values, largest gradient error ", worst);
+  }
+}
+
+TEST_CASE("training charlm adapters over a q4 base lowers the loss and leaves the base alone") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 13);
+  const TensorMap base = CharLmBase(*fp32, WeightFormat::kInt4, kTinyLm);
+  std::unique_ptr<Model> model = CreateCharLmLora(kTinyLm, base, {.rank = 2}).value();
+  model->InitializeParameters(14);
+  const std::vector<float> x = LmInputs(kTinyLm, 4, 15);
+  std::vector<uint8_t> labels(x.size());
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<uint8_t>(i % 5);
+  const Batch data{.inputs = x, .labels = labels, .batch_size = 4};
+  Sgd sgd(SgdOptions{.learning_rate = 0.05f}, model->num_parameters());
+  const float first = model->ForwardBackward(data);
+  float last = first;
+  for (int step = 0; step < 30; ++step) {
+    sgd.Step(model->parameters(), model->gradients());
+    last = model->ForwardBackward(data);
+  }
+  MESSAGE("loss ", first, " -> ", last);
+  CHECK(last < first - 0.1f);
+  // Zeroing B again gives back the base's outputs: training touched nothing else.
+  for (const ParameterSpec& spec : model->layout().specs()) {
+    if (spec.name.ends_with("lora_B")) {
+      std::fill_n(model->parameters().begin() + spec.offset, spec.size, 0.0f);
+    }
+  }
+  std::unique_ptr<Model> frozen = CreateFrozenCharLm(kTinyLm, base).value();
+  CHECK(LmLogits(*model, x, kTinyLm) == LmLogits(*frozen, x, kTinyLm));
+}
+
+TEST_CASE("charlm LoRA targets, ranks and base tensors are validated") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 16);
+  TensorMap base = CharLmBase(*fp32, WeightFormat::kInt4, kTinyLm);
+  const Status unknown = CreateCharLmLora(kTinyLm, base, {.target_layers = {"fc3"}}).status();
+  CHECK(unknown.code() == StatusCode::kInvalidArgument);
+  CHECK(unknown.message().find("fc3") != std::string::npos);
+  CHECK(CreateCharLmLora(kTinyLm, base, {.rank = 9}).status().code() ==
+        StatusCode::kInvalidArgument);  // above min(in, out) = 8
+  CHECK(CreateCharLmLora(kTinyLm, base, {.rank = 2, .target_layers = {"block1.fc2"}})
+            .value()
+            ->num_parameters() == 2 * (32 + 8));
+  base.erase("block1.ln2.gamma");
+  const Status missing = CreateCharLmLora(kTinyLm, base, {.rank = 2}).status();
+  CHECK(missing.code() == StatusCode::kNotFound);
+  CHECK(missing.message().find("block1.ln2.gamma") != std::string::npos);
+  CHECK(CreateCharLmLora(CharLmConfig{.d_model = 16, .num_heads = 2},
+                         CharLmBase(*fp32, WeightFormat::kInt4, kTinyLm), {.rank = 2})
+            .status()
+            .code() != StatusCode::kOk);
+}
+
+TEST_CASE("QuantizeCharLm reports every projection's weight and rejects other models") {
+  std::unique_ptr<Model> fp32 = RandomCharLm(kTinyLm, 17);
+  std::vector<QuantizedTensorReport> report;
+  const TensorMap q4 = QuantizeCharLm(*fp32, WeightFormat::kInt4, &report, kTinyLm).value();
+  REQUIRE(report.size() == CharLmDenseLayers(kTinyLm).size());
+  CHECK(report.front().name == "block0.attn.qkv.weight");
+  CHECK(q4.contains("block0.attn.qkv.weight.q4"));
+  CHECK_FALSE(q4.contains("block0.attn.qkv.weight"));
+  CHECK(q4.contains("embed.token"));
+  for (const QuantizedTensorReport& row : report) {
+    CHECK(row.quantized_bytes < row.fp32_bytes);
+    CHECK(row.max_abs_error > 0.0f);
+  }
+  CHECK(QuantizeCharLm(*Mlp(1), WeightFormat::kInt4, nullptr, kTinyLm).status().code() ==
+        StatusCode::kInvalidArgument);
 }
 
 }  // namespace

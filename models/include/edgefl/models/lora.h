@@ -132,7 +132,8 @@ Result<std::unique_ptr<Model>> CreateLoraModel(std::unique_ptr<Model> base,
 // Writes into `dense` (an fp32 model of the base architecture, e.g. CreateModel(spec)) every
 // parameter of the LoRA model `lora`, with W' = W~ + scale * B A for adapted layers (W~ the
 // dequantized base weight), so that dense computes what lora computes (up to the base's
-// quantization of activations, for q8). Also works on a QuantizeModel result (dequantizes).
+// quantization of activations, for q8). Also works on a QuantizeModel result (dequantizes) and
+// on a charlm of CreateCharLmLora (charlm.h), with `dense` a CreateCharLm of its config.
 // kInvalidArgument naming the tensor when `dense`'s layout does not match; on error `dense`
 // may be partly written.
 [[nodiscard]] Status MergeLora(const Model& lora, Model& dense);

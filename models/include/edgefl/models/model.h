@@ -82,6 +82,14 @@ struct ModelSpec {
   // Per-example shape of the input, e.g. {3, 32, 32}; its product must be input_size. Empty:
   // the model file's input_shape when it has one ("cnn": [1, 28, 28]), else {input_size}.
   std::vector<int64_t> input_shape = {};
+  // charlm only: a checkpoint to build on, fp32 (SaveModel) or q8 / q4 (`edgefl quantize`).
+  // With lora_rank > 0 the base is frozen and the model's parameters are LoRA adapters over it
+  // (charlm.h, CreateCharLmLora); with lora_rank == 0 the model is a trainable charlm holding
+  // the checkpoint's values (fp32 only). Empty: no base. Default "".
+  std::string base = {};
+  size_t lora_rank = 0;                   // adapter rank r; 0 = no adapters. Default 0.
+  float lora_alpha = 16.0f;               // adapter scale alpha / r; > 0. Default 16.
+  std::vector<std::string> lora_targets = {};  // projections to adapt; empty = all (charlm.h)
 };
 
 // kInvalidArgument listing the known names when `spec.name` is unknown; for a model file

@@ -125,6 +125,10 @@ struct QuantizedTensorReport {
   float mean_abs_error = 0.0f;
 };
 
+// The report of one weight: its fp32 values against `frozen`'s dequantized weight.
+QuantizedTensorReport MeasureQuantization(std::string name, std::span<const float> fp32,
+                                          const FrozenDense& frozen);
+
 // Replaces the dense layers of `model` (a SequentialModel, e.g. from CreateModel) named by
 // `options` with FrozenDense layers quantized from its current parameters; every other layer is
 // carried over unchanged and also frozen. The result's layout is EMPTY (nothing trainable:
