@@ -45,7 +45,8 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   CLI::App* command = app.add_subcommand(
       "simulate",
       "Run a federated-learning simulation in one process: virtual devices train on\n"
-      "partitions of Fashion-MNIST through the real round engine. With no options it runs\n"
+      "partitions of Fashion-MNIST (or charlm on fortunes text, optionally LoRA over a\n"
+      "quantized base) through the real round engine. With no options it runs\n"
       "the default experiment (MLP, FedAvg, 100 clients, 10 per round, 30 rounds).\n"
       "Writes OUT/rounds.csv, OUT/summary.json and OUT/config.toml.");
   command->add_option("-c,--config", flags->config_path,
@@ -57,8 +58,23 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
   SimulateFlags& f = *flags;
   Flag(*command, f, "--model", &simulations::SimulationConfig::model,
        "Model: logreg, mlp, cnn, or a model file PATH.toml (see models/builtin/)");
+  Flag(*command, f, "--data", &simulations::SimulationConfig::data,
+       "Data: fashion-mnist (classifiers) or fortunes (charlm, next-byte prediction)");
   Flag(*command, f, "--data-dir", &simulations::SimulationConfig::data_dir,
-       "Folder with the Fashion-MNIST IDX files");
+       "Folder with the data files (default: the Debian package's folder)");
+  Flag(*command, f, "--categories", &simulations::SimulationConfig::categories,
+       "fortunes: categories taking part, comma-separated (default all); client i holds "
+       "category i mod K");
+  Flag(*command, f, "--base", &simulations::SimulationConfig::base,
+       "charlm: checkpoint to start from (fp32 from `edgefl train`, or q8/q4 from `edgefl "
+       "quantize`)");
+  Flag(*command, f, "--lora-rank", &simulations::SimulationConfig::lora_rank,
+       "LoRA adapter rank over the frozen --base; devices train and send only the adapters "
+       "(0 = fine-tune the whole fp32 base)");
+  Flag(*command, f, "--lora-alpha", &simulations::SimulationConfig::lora_alpha,
+       "LoRA scale numerator (adapters add alpha/r * B A)");
+  Flag(*command, f, "--lora-targets", &simulations::SimulationConfig::lora_targets,
+       "charlm projections to adapt: qkv, proj, fc1, fc2, head (or block<i>.<name>)");
   Flag(*command, f, "--clients", &simulations::SimulationConfig::clients, "Virtual devices");
   Flag(*command, f, "--clients-per-round", &simulations::SimulationConfig::clients_per_round,
        "Updates aggregated per round");
@@ -122,6 +138,11 @@ void AddSimulateCommand(CLI::App& app, int& exit_code) {
        "Several seeds, comma-separated (1,2,3): mean and spread in seeds.csv/seeds.json");
   Flag(*command, f, "--threads", &simulations::SimulationConfig::threads,
        "Worker threads (0 = all cores); results do not depend on it");
+  Flag(*command, f, "--workers", &simulations::SimulationConfig::workers,
+       "Run the devices in K `edgefl sim-worker` processes talking to the coordinator service "
+       "over ZeroMQ on loopback (0 = in process). Same seed, same results; wall time, so "
+       "in-process only: device-profiles/device-trace, round-deadline, dropout, "
+       "over-selection, fedbuff");
   Flag(*command, f, "--eval-every", &simulations::SimulationConfig::eval_every,
        "Evaluate on the test set every N rounds");
   Flag(*command, f, "--out", &simulations::SimulationConfig::out, "Output folder");

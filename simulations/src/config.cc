@@ -27,7 +27,13 @@ struct Field {
 const std::vector<Field>& Fields() {
   static const std::vector<Field> fields = {
       {"model", &SimulationConfig::model},
+      {"data", &SimulationConfig::data},
       {"data_dir", &SimulationConfig::data_dir},
+      {"categories", &SimulationConfig::categories},
+      {"base", &SimulationConfig::base},
+      {"lora_rank", &SimulationConfig::lora_rank},
+      {"lora_alpha", &SimulationConfig::lora_alpha},
+      {"lora_targets", &SimulationConfig::lora_targets},
       {"clients", &SimulationConfig::clients},
       {"clients_per_round", &SimulationConfig::clients_per_round},
       {"rounds", &SimulationConfig::rounds},
@@ -62,6 +68,7 @@ const std::vector<Field>& Fields() {
       {"seed", &SimulationConfig::seed},
       {"seeds", &SimulationConfig::seeds},
       {"threads", &SimulationConfig::threads},
+      {"workers", &SimulationConfig::workers},
       {"eval_every", &SimulationConfig::eval_every},
       {"out", &SimulationConfig::out},
   };
@@ -122,10 +129,17 @@ std::vector<std::string> SimulationConfigKeys() {
 }
 
 Status SimulationConfig::Validate() const {
-  EDGEFL_RETURN_IF_ERROR(Range(model != "charlm",
-                               "model 'charlm' trains on text: use `edgefl train --model charlm "
-                               "--data fortunes`; federated charlm runs are not wired into "
-                               "simulate yet"));
+  EDGEFL_RETURN_IF_ERROR(Range(data == "fashion-mnist" || data == "fortunes",
+                               "data must be one of fashion-mnist, fortunes; got '" + data + "'"));
+  EDGEFL_RETURN_IF_ERROR(Range((model == "charlm") == (data == "fortunes"),
+                               "model 'charlm' trains on data = \"fortunes\" (text), and only "
+                               "charlm does; got model '" + model + "' with data '" + data + "'"));
+  EDGEFL_RETURN_IF_ERROR(Range(base.empty() || model == "charlm",
+                               "base (a checkpoint to fine-tune) is supported for charlm only"));
+  EDGEFL_RETURN_IF_ERROR(Range(lora_rank == 0 || !base.empty(),
+                               "lora_rank > 0 needs base: the checkpoint the adapters adapt"));
+  EDGEFL_RETURN_IF_ERROR(Range(lora_alpha > 0 && std::isfinite(lora_alpha),
+                               "lora_alpha must be > 0, got " + Str(lora_alpha)));
   EDGEFL_RETURN_IF_ERROR(Range(clients >= 1, "clients must be >= 1"));
   EDGEFL_RETURN_IF_ERROR(Range(clients_per_round >= 1 && clients_per_round <= clients,
                                "clients_per_round must be in [1, clients=" +
@@ -165,6 +179,24 @@ Status SimulationConfig::Validate() const {
   EDGEFL_RETURN_IF_ERROR(Range(strategy != "fedbuff" || (dp == "none" && !secagg),
                                "strategy fedbuff supports neither dp nor secagg"));
   EDGEFL_RETURN_IF_ERROR(Range(!out.empty(), "out must name a folder"));
+  if (workers > 0) {
+    // Worker processes run the coordinator service on wall time; these live in virtual time
+    // or depend on which device answers first, so they would silently diverge.
+    const auto in_process_only = [](bool ok, const std::string& what) {
+      return Range(ok, what + " needs the in-process simulator's virtual time; run without "
+                              "workers (workers = 0)");
+    };
+    EDGEFL_RETURN_IF_ERROR(Range(workers <= clients, "workers must be <= clients=" +
+                                                         std::to_string(clients) + ", got " +
+                                                         std::to_string(workers)));
+    EDGEFL_RETURN_IF_ERROR(in_process_only(device_profiles == "uniform" && device_trace.empty(),
+                                           "device_profiles/device_trace (availability, speeds)"));
+    EDGEFL_RETURN_IF_ERROR(in_process_only(round_deadline == 0, "round_deadline"));
+    EDGEFL_RETURN_IF_ERROR(in_process_only(dropout == 0, "dropout injection"));
+    EDGEFL_RETURN_IF_ERROR(in_process_only(over_selection == 0,
+                                           "over_selection (which devices report first)"));
+    EDGEFL_RETURN_IF_ERROR(in_process_only(strategy != "fedbuff", "strategy fedbuff"));
+  }
   EDGEFL_RETURN_IF_ERROR(SeedList().status());
   return OkStatus();
 }

@@ -223,6 +223,29 @@ Result<ClientPartition> PartitionShards(std::span<const uint8_t> labels, size_t 
   return partition;
 }
 
+Result<ClientPartition> PartitionGroups(const std::vector<std::vector<uint32_t>>& groups,
+                                        size_t num_clients) {
+  if (groups.empty() || num_clients < groups.size()) {
+    return InvalidArgumentError("clients must be >= the number of groups (categories), " +
+                                std::to_string(groups.size()) + ", got " +
+                                std::to_string(num_clients));
+  }
+  ClientPartition partition(num_clients);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const size_t members = (num_clients - g + groups.size() - 1) / groups.size();
+    if (groups[g].size() < members) {
+      return InvalidArgumentError("group " + std::to_string(g) + " has " +
+                                  std::to_string(groups[g].size()) + " examples for " +
+                                  std::to_string(members) + " clients");
+    }
+    for (size_t k = 0; k < groups[g].size(); ++k) {
+      partition[g + (k % members) * groups.size()].push_back(groups[g][k]);
+    }
+  }
+  for (std::vector<uint32_t>& part : partition) std::sort(part.begin(), part.end());
+  return partition;
+}
+
 Result<ClientPartition> Partition(std::span<const uint8_t> labels, size_t num_classes,
                                   size_t num_clients, const PartitionOptions& options,
                                   uint64_t seed) {

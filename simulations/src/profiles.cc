@@ -1,5 +1,6 @@
 #include "edgefl/simulations/profiles.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -45,6 +46,34 @@ bool IsAvailable(const DeviceProfile& profile, Clock::Duration now) {
   if (from < to) return hour >= from && hour < to;
   if (from > to) return hour >= from || hour < to;
   return false;
+}
+
+Clock::Duration NextAvailableTime(const DeviceProfile& profile, Clock::Duration now) {
+  if (IsAvailable(profile, now)) return now;
+  const double from = profile.available_from_hour;
+  const double to = profile.available_to_hour;
+  if (from == to) return Clock::Duration::max();
+  // Offline means before the window's start (`from`) of today or of tomorrow, also for windows
+  // across midnight. The start is rounded up to whole nanoseconds, and nudged past any
+  // rounding in IsAvailable's hour arithmetic.
+  constexpr Clock::Duration kDay = std::chrono::hours(24);
+  const auto offset = std::chrono::duration_cast<Clock::Duration>(
+      std::chrono::duration<double>(std::ceil(from * 3600.0 * 1e9) / 1e9));
+  Clock::Duration start = (now / kDay) * kDay + offset;
+  if (start < now) start += kDay;
+  for (int nudge = 0; nudge < 16 && !IsAvailable(profile, start); ++nudge) {
+    start += std::chrono::microseconds(1);
+  }
+  return start;
+}
+
+Clock::Duration NextAvailableTime(std::span<const DeviceProfile> profiles, Clock::Duration now) {
+  Clock::Duration earliest = Clock::Duration::max();
+  for (const DeviceProfile& profile : profiles) {
+    earliest = std::min(earliest, NextAvailableTime(profile, now));
+    if (earliest == now) break;
+  }
+  return earliest;
 }
 
 Clock::Duration RoundTripTime(const DeviceProfile& profile, double model_bytes, double examples) {

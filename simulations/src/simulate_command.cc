@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "edgefl/simulations/simulation.h"
 #include "svg_plot.h"
@@ -42,7 +44,7 @@ Status WriteFile(const std::filesystem::path& path, const std::string& text) {
 nlohmann::json RecordJson(const RoundRecord& r) {
   auto number = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
   return {{"round", r.round},
-          {"train_loss", r.train_loss},
+          {"train_loss", number(r.train_loss)},
           {"test_loss", number(r.test_loss)},
           {"test_accuracy", number(r.test_accuracy)},
           {"wall_seconds", r.wall_seconds},
@@ -52,7 +54,20 @@ nlohmann::json RecordJson(const RoundRecord& r) {
           {"clients_dropped", r.num_clients_dropped},
           {"clients_rejected", r.num_clients_rejected},
           {"epsilon", r.epsilon},
-          {"mean_staleness", r.mean_staleness}};
+          {"mean_staleness", r.mean_staleness},
+          {"perplexity", number(r.test_perplexity)}};
+}
+
+// FNV-1a (64 bit) of the weights' bytes, as 16 hex digits: a cheap fingerprint to compare runs.
+std::string WeightsFingerprint(const std::vector<float>& weights) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(weights.data());
+  for (size_t i = 0; i < weights.size() * sizeof(float); ++i) {
+    hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
 }
 
 // Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB).
@@ -104,15 +119,16 @@ Status WritePlots(const std::filesystem::path& dir, const std::vector<RoundRecor
 
 void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out) {
   out << "round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,"
-         "clients_reported,clients_dropped,clients_rejected,epsilon,mean_staleness\n";
+         "clients_reported,clients_dropped,clients_rejected,epsilon,mean_staleness,perplexity\n";
   for (const RoundRecord& r : records) {
-    out << r.round << ',' << Format("%.6f", r.train_loss) << ','
+    out << r.round << ',' << (std::isnan(r.train_loss) ? "" : Format("%.6f", r.train_loss)) << ','
         << (std::isnan(r.test_loss) ? "" : Format("%.6f", r.test_loss)) << ','
         << (std::isnan(r.test_accuracy) ? "" : Format("%.4f", r.test_accuracy)) << ','
         << Format("%.3f", r.wall_seconds) << ',' << Format("%.3f", r.sim_seconds) << ','
         << r.num_clients_selected << ',' << r.num_clients_reported << ','
         << r.num_clients_dropped << ',' << r.num_clients_rejected << ','
-        << Format("%.4f", r.epsilon) << ',' << Format("%.3f", r.mean_staleness) << '\n';
+        << Format("%.4f", r.epsilon) << ',' << Format("%.3f", r.mean_staleness) << ','
+        << (std::isnan(r.test_perplexity) ? "" : Format("%.4f", r.test_perplexity)) << '\n';
   }
 }
 
@@ -134,9 +150,18 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
     return std::nullopt;
   }
 
-  out << "edgefl simulate: " << config.model << " on Fashion-MNIST, " << config.clients
-      << " clients (" << config.partition
-      << (config.partition == "dirichlet" ? " alpha=" + Format("%g", config.alpha) : "")
+  const bool text = config.data == "fortunes";
+  out << "edgefl simulate: " << config.model
+      << (config.lora_rank > 0 ? " + LoRA r=" + std::to_string(config.lora_rank) + " (" +
+                                     config.lora_targets + ") over " + config.base
+                               : (config.base.empty() ? "" : " from " + config.base))
+      << (text ? " on fortunes (" + (config.categories.empty() ? "all" : config.categories) + ")"
+               : " on Fashion-MNIST")
+      << ", " << config.clients << " clients ("
+      << (text ? std::string("by category")
+               : config.partition +
+                     (config.partition == "dirichlet" ? " alpha=" + Format("%g", config.alpha)
+                                                      : std::string()))
       << "), " << config.clients_per_round << " per round, " << config.rounds << " rounds, "
       << config.strategy << ", seed " << config.seed
       << (config.secagg ? ", secure aggregation" : "")
@@ -149,8 +174,9 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
   // On a terminal a one-line progress bar with ETA; otherwise (files, pipes) plain lines.
   const bool bar = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
   const auto on_round = [&](const RoundRecord& r) {
-    const double eta = r.wall_seconds / static_cast<double>(r.round) *
-                       static_cast<double>(config.rounds - r.round);
+    const double eta = r.round == 0 ? 0.0
+                                    : r.wall_seconds / static_cast<double>(r.round) *
+                                          static_cast<double>(config.rounds - r.round);
     if (bar) {
       constexpr size_t kBarWidth = 30;
       const size_t filled = kBarWidth * r.round / config.rounds;
@@ -163,7 +189,9 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
     }
     out << "round " << r.round << "/" << config.rounds << "  train_loss "
         << Format("%.4f", r.train_loss) << "  test_loss " << FormatOrDash("%.4f", r.test_loss)
-        << "  test_acc " << FormatOrDash("%.4f", r.test_accuracy) << "  clients "
+        << "  test_acc " << FormatOrDash("%.4f", r.test_accuracy)
+        << (text ? "  ppl " + FormatOrDash("%.3f", r.test_perplexity) : std::string())
+        << "  clients "
         << r.num_clients_reported << "/" << r.num_clients_selected
         << (config.dp != "none" ? "  eps " + Format("%.3f", r.epsilon) : std::string())
         << "  elapsed "
@@ -177,7 +205,10 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
   }
 
   std::ofstream csv(dir / "rounds.csv", std::ios::trunc);
-  WriteRoundsCsv(result->rounds, csv);
+  std::vector<RoundRecord> records;
+  if (result->initial) records.push_back(*result->initial);
+  records.insert(records.end(), result->rounds.begin(), result->rounds.end());
+  WriteRoundsCsv(records, csv);
   csv.close();
 
   double best_accuracy = 0.0;
@@ -197,8 +228,18 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
       {"config", FormatConfig(config)},
       {"model", config.model},
       {"num_parameters", result->num_parameters},
+      {"model_parameters", result->model_parameters},
+      {"update_bytes", 4 * result->num_parameters},
+      {"update_fraction_of_model", static_cast<double>(result->num_parameters) /
+                                       static_cast<double>(std::max<size_t>(1, result->model_parameters))},
+      {"initial_perplexity", result->initial ? nlohmann::json(result->initial->test_perplexity)
+                                             : nlohmann::json(nullptr)},
+      {"final_perplexity", std::isnan(last.test_perplexity) ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(last.test_perplexity)},
       {"label_skew", result->label_skew},
       {"rounds_completed", result->rounds.size()},
+      // Equal runs (1 or 2 threads, in process or with workers) have equal weights, bit for bit.
+      {"final_weights_fnv1a64", WeightsFingerprint(result->final_weights)},
       {"final_test_accuracy", last.test_accuracy},
       {"final_test_loss", last.test_loss},
       {"best_test_accuracy", best_accuracy},
@@ -222,6 +263,14 @@ std::optional<SimulationResult> RunOne(const SimulationConfig& config, std::ostr
   if (Status s = WritePlots(dir, result->rounds, config.dp != "none"); !s.ok()) {
     err << "edgefl simulate: " << s.message() << "\n";
     return std::nullopt;
+  }
+  if (result->initial) {
+    out << "held-out perplexity " << Format("%.3f", result->initial->test_perplexity) << " -> "
+        << FormatOrDash("%.3f", last.test_perplexity) << "; each update "
+        << result->num_parameters << " floats ("
+        << Format("%.2f", 100.0 * static_cast<double>(result->num_parameters) /
+                              static_cast<double>(std::max<size_t>(1, result->model_parameters)))
+        << "% of the model's " << result->model_parameters << " parameters)\n";
   }
   out << "done: " << result->rounds.size() << " rounds in " << Format("%.1f", result->wall_seconds)
       << "s; final test accuracy " << Format("%.4f", last.test_accuracy) << " (best "

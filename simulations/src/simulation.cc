@@ -7,29 +7,45 @@
 #include <cmath>
 #include <limits>
 #include <ostream>
+#include <sstream>
 
 #include "device_host.h"
+#include "experiment.h"
 #include "edgefl/aggregation/strategy.h"
 #include "edgefl/client/device.h"
 #include "edgefl/coordinator/registry.h"
 #include "edgefl/coordinator/round_engine.h"
+#include "edgefl/models/charlm.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
 #include "edgefl/models/threading.h"
 #include "edgefl/models/training.h"
+#include "edgefl/models/text_data.h"
 #include "edgefl/simulations/partition.h"
 #include "edgefl/simulations/profiles.h"
+#include "edgefl/simulations/sim_worker.h"
 #include "edgefl/transport/in_process_channel.h"
 
 namespace edgefl::simulations {
-namespace {
-
-struct Datasets {
-  models::Dataset train;
-  models::Dataset test;
-};
 
 Result<Datasets> LoadData(const SimulationConfig& config) {
+  if (config.data == "fortunes") {
+    std::vector<std::string> names;
+    std::istringstream list(config.categories);
+    for (std::string name; std::getline(list, name, ',');) {
+      if (!name.empty()) names.push_back(name);
+    }
+    const std::string dir = config.data_dir == SimulationConfig{}.data_dir
+                                ? std::string(models::kDefaultFortunesDir)
+                                : config.data_dir;
+    EDGEFL_ASSIGN_OR_RETURN(std::vector<models::TextCategory> texts,
+                            models::LoadTextCategories(dir, names));
+    EDGEFL_ASSIGN_OR_RETURN(
+        models::CategoryPartition partition,
+        models::PartitionByCategory(texts, models::CharLmConfig{}.context));
+    return Datasets{std::move(partition.train), std::move(partition.test),
+                    std::move(partition.client_indices)};
+  }
   EDGEFL_ASSIGN_OR_RETURN(models::Dataset train,
                           models::LoadFashionMnist(config.data_dir, models::Split::kTrain));
   EDGEFL_ASSIGN_OR_RETURN(models::Dataset test,
@@ -63,7 +79,9 @@ models::Evaluation EvaluateParallel(std::span<const float> weights, const models
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
   for (size_t c = 0; c < kChunks; ++c) {
     if (indices[c].empty()) continue;
-    parts[c] = models::Evaluate(workspaces[omp_get_thread_num()]->model(), test, indices[c]);
+    // A sequence example is T rows of activations: small batches.
+    parts[c] = models::Evaluate(workspaces[omp_get_thread_num()]->model(), test, indices[c],
+                                test.targets_per_example > 1 ? 16 : 500);
   }
   models::Evaluation total;
   double loss_sum = 0.0, correct = 0.0;
@@ -79,47 +97,111 @@ models::Evaluation EvaluateParallel(std::span<const float> weights, const models
   return total;
 }
 
-}  // namespace
+Result<std::vector<std::vector<uint32_t>>> PartitionDevices(const SimulationConfig& config,
+                                                            const models::Dataset& train) {
+  // Each virtual device gets indices into the shared training set. With more devices than
+  // examples, the training set is split into one part per example and device i uses part
+  // i mod parts (devices then share data; they still train and fail independently).
+  if (train.targets_per_example > 1) {
+    return InvalidArgumentError("text is partitioned by category: PartitionDevices(config, data)");
+  }
+  const size_t num_parts = std::min(config.clients, train.num_examples);
+  EDGEFL_ASSIGN_OR_RETURN(PartitionKind kind, ParsePartitionKind(config.partition));
+  const PartitionOptions partition_options{.kind = kind,
+                                           .alpha = config.alpha,
+                                           .shards_per_client = config.shards_per_client};
+  return Partition(train.labels, train.num_classes, num_parts, partition_options,
+                   DeriveSeed(config.seed, 0x9a27ULL));
+}
+
+Result<std::vector<std::vector<uint32_t>>> PartitionDevices(const SimulationConfig& config,
+                                                            const Datasets& data) {
+  if (data.groups.empty()) return PartitionDevices(config, data.train);
+  return PartitionGroups(data.groups, config.clients);
+}
+
+models::ModelSpec ModelSpecFor(const SimulationConfig& config, const models::Dataset& train) {
+  models::ModelSpec spec{.name = config.model,
+                         .input_size = train.example_size,
+                         .num_classes = train.num_classes,
+                         .base = config.base,
+                         .lora_rank = config.lora_rank,
+                         .lora_alpha = static_cast<float>(config.lora_alpha)};
+  std::istringstream targets(config.lora_targets);
+  for (std::string target; std::getline(targets, target, ',');) {
+    if (!target.empty()) spec.lora_targets.push_back(target);
+  }
+  return spec;
+}
+
+Result<std::vector<std::unique_ptr<client::Workspace>>> MakeWorkspaces(
+    const models::ModelSpec& spec, size_t count) {
+  std::vector<std::unique_ptr<client::Workspace>> workspaces;
+  for (size_t t = 0; t < count; ++t) {
+    EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, models::CreateModel(spec));
+    workspaces.push_back(std::make_unique<client::Workspace>(std::move(model)));
+  }
+  return workspaces;
+}
+
+RoundRecord MakeRoundRecord(const SimulationConfig& config, size_t round,
+                            const coordinator::RoundReport& report, double sim_seconds,
+                            std::span<const float> weights, const Datasets& data,
+                            std::vector<std::unique_ptr<client::Workspace>>& workspaces) {
+  RoundRecord record;
+  record.round = round;
+  record.train_loss = report.train_loss;
+  record.applied = report.status.ok();
+  record.num_clients_selected = report.num_clients_selected;
+  record.num_clients_reported = report.num_clients_reported;
+  record.num_clients_dropped = report.num_clients_dropped;
+  record.num_clients_rejected = report.num_clients_rejected;
+  record.sim_seconds = sim_seconds;
+  record.epsilon = report.epsilon;
+  record.mean_staleness = report.mean_staleness;
+  record.test_loss = std::numeric_limits<double>::quiet_NaN();
+  record.test_accuracy = std::numeric_limits<double>::quiet_NaN();
+  if (round % config.eval_every == 0 || round == config.rounds) {
+    const models::Evaluation eval = EvaluateParallel(weights, data.test, workspaces);
+    record.test_loss = eval.loss;
+    record.test_accuracy = eval.accuracy;
+    if (data.train.targets_per_example > 1) {
+      record.test_perplexity = models::Perplexity(eval.loss);
+    }
+  }
+  return record;
+}
 
 Result<SimulationResult> RunSimulation(const SimulationConfig& config,
                                        const std::function<void(const RoundRecord&)>& on_round) {
   EDGEFL_RETURN_IF_ERROR(config.Validate());
+  if (config.workers > 0) return RunWorkerSimulation(config, on_round);
   const auto wall_start = std::chrono::steady_clock::now();
   const int num_threads =
       config.threads > 0 ? static_cast<int>(config.threads) : std::max(1, omp_get_num_procs());
   models::SetNumThreads(num_threads);
 
   EDGEFL_ASSIGN_OR_RETURN(Datasets data, LoadData(config));
-  const models::ModelSpec model_spec{.name = config.model,
-                                     .input_size = data.train.example_size,
-                                     .num_classes = data.train.num_classes};
+  const models::ModelSpec model_spec = ModelSpecFor(config, data.train);
 
-  // Partition: each virtual device gets indices into the shared training set. With more
-  // devices than examples, the training set is split into one part per example and device i
-  // uses part i mod parts (devices then share data; they still train and fail independently).
-  const size_t num_parts = std::min(config.clients, data.train.num_examples);
-  EDGEFL_ASSIGN_OR_RETURN(PartitionKind kind, ParsePartitionKind(config.partition));
-  const PartitionOptions partition_options{.kind = kind,
-                                           .alpha = config.alpha,
-                                           .shards_per_client = config.shards_per_client};
-  EDGEFL_ASSIGN_OR_RETURN(
-      std::vector<std::vector<uint32_t>> partition,
-      Partition(data.train.labels, data.train.num_classes, num_parts, partition_options,
-                DeriveSeed(config.seed, 0x9a27ULL)));
+  EDGEFL_ASSIGN_OR_RETURN(std::vector<std::vector<uint32_t>> partition,
+                          PartitionDevices(config, data));
+  const size_t num_parts = partition.size();
+  const bool text = data.train.targets_per_example > 1;
 
   SimulationResult result;
-  result.label_skew = LabelSkew(data.train.labels, data.train.num_classes, partition);
+  if (!text) result.label_skew = LabelSkew(data.train.labels, data.train.num_classes, partition);
 
-  std::vector<std::unique_ptr<client::Workspace>> workspaces;
-  for (int t = 0; t < num_threads; ++t) {
-    EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, models::CreateModel(model_spec));
-    workspaces.push_back(std::make_unique<client::Workspace>(std::move(model)));
-  }
+  EDGEFL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<client::Workspace>> workspaces,
+                          MakeWorkspaces(model_spec, static_cast<size_t>(num_threads)));
   models::Model& reference_model = workspaces[0]->model();
-  reference_model.InitializeParameters(config.seed);
+  // A base without adapters is the starting point itself (CreateModel loaded it).
+  if (config.base.empty() || config.lora_rank > 0) reference_model.InitializeParameters(config.seed);
   std::vector<float> initial(reference_model.parameters().begin(),
                              reference_model.parameters().end());
   result.num_parameters = initial.size();
+  result.model_parameters =
+      config.lora_rank > 0 ? models::CharLmParameterCount(models::CharLmConfig{}) : initial.size();
 
   std::vector<client::Device> devices;
   devices.reserve(config.clients);
@@ -128,11 +210,8 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
                          client::LocalData{&data.train, partition[i % num_parts]});
   }
   // Evaluation has scratch models of its own: the training workspaces move into the host.
-  std::vector<std::unique_ptr<client::Workspace>> eval_workspaces;
-  for (int t = 0; t < num_threads; ++t) {
-    EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, models::CreateModel(model_spec));
-    eval_workspaces.push_back(std::make_unique<client::Workspace>(std::move(model)));
-  }
+  EDGEFL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<client::Workspace>> eval_workspaces,
+                          MakeWorkspaces(model_spec, static_cast<size_t>(num_threads)));
 
   std::vector<DeviceProfile> profiles;
   if (!config.device_trace.empty()) {
@@ -203,29 +282,38 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
   host.RegisterAll();
   engine.AcceptRegistrations();
 
+  if (text) {
+    // Round 0: the base (or fresh) model before federated training, the "before" of a
+    // fine-tuning run.
+    RoundRecord before;
+    before.train_loss = std::numeric_limits<double>::quiet_NaN();
+    const models::Evaluation eval =
+        EvaluateParallel(engine.global_weights(), data.test, eval_workspaces);
+    before.test_loss = eval.loss;
+    before.test_accuracy = eval.accuracy;
+    before.test_perplexity = models::Perplexity(eval.loss);
+    before.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    result.initial = before;
+    if (on_round) on_round(before);
+  }
   for (size_t r = 1; r <= config.rounds; ++r) {
+    if (!always_available) {
+      // With nobody online at the round's start the round would fail; a device population
+      // asleep at night simply waits, so virtual time skips to the first device's window.
+      const Clock::Duration start = NextAvailableTime(host.profiles(), clock.Now());
+      if (start == Clock::Duration::max()) {
+        return FailedPreconditionError("round " + std::to_string(r) +
+                                       ": no device is ever available (every availability "
+                                       "window is empty)");
+      }
+      clock.AdvanceTo(start);
+    }
     EDGEFL_ASSIGN_OR_RETURN(
         coordinator::RoundReport report,
         config.strategy == "fedbuff" ? engine.RunBufferedStep() : engine.RunRound());
-    RoundRecord record;
-    record.round = r;
-    record.train_loss = report.train_loss;
-    record.applied = report.status.ok();
-    record.num_clients_selected = report.num_clients_selected;
-    record.num_clients_reported = report.num_clients_reported;
-    record.num_clients_dropped = report.num_clients_dropped;
-    record.num_clients_rejected = report.num_clients_rejected;
-    record.sim_seconds = ToSeconds(clock.Now());
-    record.epsilon = report.epsilon;
-    record.mean_staleness = report.mean_staleness;
-    record.test_loss = std::numeric_limits<double>::quiet_NaN();
-    record.test_accuracy = std::numeric_limits<double>::quiet_NaN();
-    if (r % config.eval_every == 0 || r == config.rounds) {
-      const models::Evaluation eval =
-          EvaluateParallel(engine.global_weights(), data.test, eval_workspaces);
-      record.test_loss = eval.loss;
-      record.test_accuracy = eval.accuracy;
-    }
+    RoundRecord record = MakeRoundRecord(config, r, report, ToSeconds(clock.Now()),
+                                         engine.global_weights(), data, eval_workspaces);
     record.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     result.rounds.push_back(record);

@@ -210,3 +210,61 @@ TEST_CASE("FedBuff gives the same weights with one thread and with two") {
 
 }  // namespace
 }  // namespace edgefl::simulations
+
+namespace edgefl::simulations {
+namespace {
+
+TEST_CASE("The next available time is now when online, else the next window's start") {
+  DeviceProfile office;
+  office.available_from_hour = 9;
+  office.available_to_hour = 17;
+  CHECK(NextAvailableTime(office, Hours(10)) == Hours(10));
+  const Clock::Duration morning = NextAvailableTime(office, Hours(3));
+  CHECK(IsAvailable(office, morning));
+  CHECK(morning - Hours(9) < std::chrono::microseconds(20));
+  CHECK(morning >= Hours(9) - std::chrono::microseconds(20));
+  // After the window the next one is tomorrow's.
+  const Clock::Duration tomorrow = NextAvailableTime(office, Hours(18));
+  CHECK(IsAvailable(office, tomorrow));
+  CHECK(tomorrow - Hours(24 + 9) < std::chrono::microseconds(20));
+  DeviceProfile night;
+  night.available_from_hour = 22;
+  night.available_to_hour = 6;
+  CHECK(NextAvailableTime(night, Hours(7)) - Hours(22) < std::chrono::microseconds(20));
+  DeviceProfile never;
+  never.available_from_hour = 5;
+  never.available_to_hour = 5;
+  CHECK(NextAvailableTime(never, Hours(1)) == Clock::Duration::max());
+  const std::vector<DeviceProfile> population = {never, night, office};
+  CHECK(NextAvailableTime(population, Hours(7)) - Hours(9) < std::chrono::microseconds(20));
+  CHECK(NextAvailableTime(std::vector<DeviceProfile>{never}, Hours(7)) == Clock::Duration::max());
+}
+
+TEST_CASE("With nobody online the virtual clock skips ahead to the first device's window") {
+  // Devices 1-2 are online 10:00-11:00, devices 3-4 only 18:00-19:00; a round lasts ~3 s.
+  SimulationConfig config = TraceConfig();
+  config.device_trace = WriteTrace("asleep.csv", std::string(kHeader) +
+                                                     "1,10000,1e6,1e6,10,10,11,0\n"
+                                                     "2,5000,1e6,1e6,10,10,11,0\n"
+                                                     "3,5000,1e6,1e6,10,18,19,0\n"
+                                                     "4,5000,1e6,1e6,10,18,19,0\n")
+                            .string();
+  Result<SimulationResult> result = RunSimulation(config);
+  REQUIRE_MESSAGE(result.ok(), result.status().ToString());
+  const double round_seconds = 0.02 + 2 * 0.0314 + 3.0;  // device 2, as above
+  for (size_t r = 0; r < result->rounds.size(); ++r) {
+    CHECK(result->rounds[r].num_clients_selected == 2);
+    CHECK(result->rounds[r].num_clients_reported == 2);
+    CHECK(result->rounds[r].sim_seconds ==
+          doctest::Approx(10 * 3600.0 + (r + 1) * round_seconds).epsilon(1e-6));
+  }
+  // A population that is never online is an error, not an endless wait.
+  config.device_trace = WriteTrace("never.csv", std::string(kHeader) + "1,10000,1e6,1e6,10,3,3,0\n")
+                            .string();
+  Result<SimulationResult> never = RunSimulation(config);
+  CHECK(never.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(never.status().message().find("no device is ever available") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgefl::simulations

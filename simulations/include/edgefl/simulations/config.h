@@ -19,10 +19,30 @@
 namespace edgefl::simulations {
 
 struct SimulationConfig {
-  // Model: a built-in name ("logreg", "mlp"). Default "mlp".
+  // Model: a built-in name ("logreg", "mlp", "cnn", "charlm") or a model file. Default "mlp".
   std::string model = "mlp";
-  // Folder holding the Fashion-MNIST IDX files. Default: Debian's dataset-fashion-mnist.
+  // Data: "fashion-mnist" (images; the classifiers) or "fortunes" (Debian's fortune files as
+  // next-byte prediction; charlm, and charlm only). Default "fashion-mnist".
+  std::string data = "fashion-mnist";
+  // Folder holding the data files. Default: Debian's dataset-fashion-mnist; with data =
+  // "fortunes" this default means Debian's fortunes folder (/usr/share/games/fortunes).
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // fortunes: the categories (fortune files) taking part, comma-separated; "" = all. Clients
+  // are naturally non-IID: client i holds category i mod K (PartitionGroups), so clients must
+  // be >= K; `partition` does not apply. The test set is the last 10% of each participating
+  // category's windows (models::PartitionByCategory). Default "".
+  std::string categories;
+  // charlm: a checkpoint to start from, fp32 (`edgefl train --out`) or q8 / q4 (`edgefl
+  // quantize`). With lora_rank > 0 it is frozen and devices train and send only LoRA adapters;
+  // with lora_rank = 0 the whole (fp32) model is fine-tuned. Default "" (train from scratch).
+  std::string base;
+  // LoRA adapter rank r over the frozen base (0 = no adapters; > 0 needs base). Default 0.
+  size_t lora_rank = 0;
+  // LoRA scale numerator: adapters add (alpha / r) B A (> 0). Default 16.
+  double lora_alpha = 16.0;
+  // Projections that get adapters, comma-separated: qkv, proj, fc1, fc2, head, or full names
+  // such as block1.fc2 (models/charlm.h). Default "qkv,proj,fc2" (4.70% of charlm at r = 8).
+  std::string lora_targets = "qkv,proj,fc2";
   // Registered virtual devices (>= 1). With more devices than training examples, devices
   // share the parts cyclically (device i uses part i mod 60,000). Default 100.
   size_t clients = 100;
@@ -102,6 +122,12 @@ struct SimulationConfig {
   std::string seeds;
   // Worker threads (>= 0; 0 = every core). Results do not depend on it. Default 0.
   size_t threads = 0;
+  // Worker processes (>= 0). 0 runs in process on virtual time; K >= 1 runs the coordinator
+  // service on loopback and K `edgefl sim-worker` processes hosting the devices (sim_worker.h),
+  // on wall time, with the same results for the same seed. Worker mode refuses what needs
+  // virtual time: device_profiles other than uniform, device_trace, round_deadline, dropout,
+  // over_selection (who reports first) and fedbuff. Default 0.
+  size_t workers = 0;
   // Evaluate on the test set every this many rounds (>= 1; the last round always). Default 1.
   size_t eval_every = 1;
   // Output folder for rounds.csv and summary.json. Default "runs/simulate".

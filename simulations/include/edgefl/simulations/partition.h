@@ -82,6 +82,14 @@ Result<ClientPartition> Partition(std::span<const uint8_t> labels, size_t num_cl
                                   size_t num_clients, const PartitionOptions& options,
                                   uint64_t seed);
 
+// Naturally non-IID clients from groups of examples (text: one group per fortunes category,
+// models::PartitionByCategory): client i belongs to group i mod groups.size(), and each group's
+// examples are dealt round-robin over its clients, in order (client j of a group with m clients
+// gets its examples j, j + m, ...), so each client keeps its group's text and nothing else.
+// kInvalidArgument when num_clients < groups.size() or a group has fewer examples than clients.
+Result<ClientPartition> PartitionGroups(const std::vector<std::vector<uint32_t>>& groups,
+                                        size_t num_clients);
+
 // Label counts per client: counts[client][label]. Preconditions (checked): every index is
 // < labels.size() and every label it points to is < num_classes.
 std::vector<std::vector<size_t>> LabelCounts(std::span<const uint8_t> labels, size_t num_classes,

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,12 @@ struct DeviceProfile {
 
 // Whether the device is online at virtual time `now` (see DeviceProfile's window).
 bool IsAvailable(const DeviceProfile& profile, Clock::Duration now);
+
+// The earliest time >= `now` at which the device is online (`now` itself when it is), or
+// Clock::Duration::max() when its window is empty.
+Clock::Duration NextAvailableTime(const DeviceProfile& profile, Clock::Duration now);
+// The earliest such time over `profiles` (max() when none is ever online).
+Clock::Duration NextAvailableTime(std::span<const DeviceProfile> profiles, Clock::Duration now);
 
 // Time from the round's start until the device's update arrives: latency + download of
 // `model_bytes` + `examples` / speed + upload of `model_bytes` + latency.

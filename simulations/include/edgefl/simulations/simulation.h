@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <functional>
 #include <iosfwd>
+#include <limits>
+#include <optional>
 #include <vector>
 
 #include "edgefl/common/status.h"
@@ -26,7 +28,9 @@ struct RoundRecord {
   size_t round = 0;
   double train_loss = 0.0;     // mean local training loss of the reporting clients
   double test_loss = 0.0;      // NaN when the round was not evaluated
-  double test_accuracy = 0.0;  // NaN when the round was not evaluated
+  double test_accuracy = 0.0;  // NaN when the round was not evaluated (next-byte, for text)
+  // exp(test_loss) for a language model (charlm); NaN when not evaluated or for a classifier.
+  double test_perplexity = std::numeric_limits<double>::quiet_NaN();
   double wall_seconds = 0.0;   // since the simulation started, after this round's evaluation
   double sim_seconds = 0.0;    // virtual time at the end of the round
   size_t num_clients_selected = 0;
@@ -41,9 +45,16 @@ struct RoundRecord {
 struct SimulationResult {
   std::vector<RoundRecord> rounds;
   std::vector<float> final_weights;
-  size_t num_parameters = 0;
-  double label_skew = 0.0;  // of the partition (0 = IID)
+  size_t num_parameters = 0;  // floats of the global weights, = of each client's update
+  // Parameters of the whole model the update trains: num_parameters, or with LoRA adapters the
+  // base model's (478,976 for charlm), so that num_parameters / model_parameters is the
+  // update's share of the model.
+  size_t model_parameters = 0;
+  double label_skew = 0.0;  // of the partition (0 = IID; not computed for text)
   double wall_seconds = 0.0;
+  // For text (charlm): the evaluation of the initial global weights, before any round, as
+  // round 0 (train_loss NaN, no clients). Empty for the classifiers.
+  std::optional<RoundRecord> initial;
 };
 
 // Runs `config` (which must Validate). `on_round`, when given, sees each record as it is made.
@@ -54,7 +65,8 @@ Result<SimulationResult> RunSimulation(const SimulationConfig& config,
 
 // Writes `records` as CSV with the header
 // round,train_loss,test_loss,test_accuracy,wall_seconds,sim_seconds,clients_selected,
-// clients_reported,clients_dropped,clients_rejected,epsilon,mean_staleness
+// clients_reported,clients_dropped,clients_rejected,epsilon,mean_staleness,perplexity
+// (NaN values as empty fields: perplexity is empty for classifiers, train_loss for round 0)
 void WriteRoundsCsv(const std::vector<RoundRecord>& records, std::ostream& out);
 
 // `edgefl simulate`: runs, prints a progress line per round and a summary to `out`, and writes
