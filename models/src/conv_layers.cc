@@ -162,11 +162,13 @@ class Conv2d final : public Layer {
 
   std::string_view kind() const override { return "conv2d"; }
 
-  // Keeps the default min_parallel_batch (64), although every example costs far more than a
-  // fork/join (the cnn's conv2: 10M multiply-adds): split at batch 10 and 32 over two threads
-  // on a shared, loaded two-core machine, the cnn's step ran 0.2-0.5x as fast as on one thread
-  // with OpenMP's default spin-waiting and 0.85-0.95x with OMP_WAIT_POLICY=passive
-  // (BM_TrainStep/cnn). Lower it where a device's cores are its own.
+  // Every example costs far more than a fork/join (the cnn's conv2: 10M multiply-adds), so the
+  // convolution splits over threads from batch 2. On an idle two-core machine that made the
+  // cnn's training step 1.4x faster at batch 10 and 32 (BM_TrainStep/cnn, threads 2 vs 1). On
+  // a machine shared with other busy processes OpenMP's spin-waiting can make it slower than
+  // one thread: set threads to 1 there. Inside the simulator's per-device thread pool layers
+  // never split (ShouldParallelize), so results do not depend on this.
+  size_t min_parallel_batch() const override { return 2; }
 
   Result<Shape> Build(const Shape& input_shape) override {
     if (input_shape.size() != 3) {
