@@ -24,11 +24,17 @@ Result<DeviceProcessStats> RunLoop(const DeviceProcessOptions& options,
   const auto enough_rounds = [&] {
     return options.max_rounds > 0 && stats.rounds_answered >= options.max_rounds;
   };
+  // A device that reconnects asks for the id it had (Hello.requested_id), so a coordinator
+  // that forgot it (a missed heartbeat under load, a restart) gives it back its identity, its
+  // place in cohort selection and its secure-aggregation index, rather than a new id.
+  ClientId last_assigned{0};
   while (!stop.load()) {
     EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<transport::ZmqDeviceChannel> channel,
                             transport::ZmqDeviceChannel::Create(options.channel, clock));
     Device device = make_device(ClientId{0});
-    EDGEFL_RETURN_IF_ERROR(channel->Send(device.MakeHello(options.device_name)));
+    transport::Message hello = device.MakeHello(options.device_name);
+    std::get<transport::Hello>(hello.body).requested_id = last_assigned.value();
+    EDGEFL_RETURN_IF_ERROR(channel->Send(std::move(hello)));
     ++stats.connections;
     Clock::Duration last_heard = clock.Now();
     bool welcomed = false;
@@ -42,6 +48,7 @@ Result<DeviceProcessStats> RunLoop(const DeviceProcessOptions& options,
       last_heard = clock.Now();
       if (const auto* welcome = std::get_if<transport::Welcome>(&message->body)) {
         device = make_device(welcome->assigned_id);
+        last_assigned = welcome->assigned_id;
         welcomed = true;
         backoff = options.initial_backoff;
         spdlog::info("event=welcome client={} parameters={}", welcome->assigned_id.value(),

@@ -55,6 +55,7 @@ const std::vector<Field>& Fields() {
       {"min_clients_reported", &ServiceConfig::min_clients_reported},
       {"round_deadline_seconds", &ServiceConfig::round_deadline_seconds},
       {"heartbeat_timeout_seconds", &ServiceConfig::heartbeat_timeout_seconds},
+      {"drop_warnings_per_second", &ServiceConfig::drop_warnings_per_second},
       {"local_epochs", &ServiceConfig::local_epochs},
       {"local_steps", &ServiceConfig::local_steps},
       {"batch_size", &ServiceConfig::batch_size},
@@ -202,6 +203,8 @@ Status ServiceConfig::Validate() const {
   EDGEFL_RETURN_IF_ERROR(Check(round_deadline_seconds >= 0, "round_deadline_seconds must be >= 0"));
   EDGEFL_RETURN_IF_ERROR(
       Check(heartbeat_timeout_seconds > 0, "heartbeat_timeout_seconds must be > 0"));
+  EDGEFL_RETURN_IF_ERROR(Check(drop_warnings_per_second >= 1 && drop_warnings_per_second <= 1'000'000,
+                               "drop_warnings_per_second must be in [1, 1000000]"));
   EDGEFL_RETURN_IF_ERROR(Check(dp == "none" || dp == "central" || dp == "distributed",
                                "dp must be one of none, central, distributed; got '" + dp + "'"));
   if (!metrics_address.empty()) EDGEFL_RETURN_IF_ERROR(ParseHostPort(metrics_address).status());
@@ -296,7 +299,9 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
           transport::ZmqCoordinatorOptions{.endpoint = config.endpoint,
                                            .insecure_plaintext = config.insecure_plaintext,
                                            .secret_key_file = config.secret_key_file,
-                                           .allowed_keys_path = config.allowed_keys_path},
+                                           .allowed_keys_path = config.allowed_keys_path,
+                                           .max_drop_warnings_per_second = static_cast<uint32_t>(
+                                               config.drop_warnings_per_second)},
           clock));
   spdlog::info("event=listening endpoint={}", channel->endpoint());
   if (hooks.on_listening) hooks.on_listening(channel->endpoint());

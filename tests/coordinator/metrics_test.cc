@@ -22,6 +22,7 @@
 #include "edgefl/models/checkpoint.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
+#include "coordinator/tiny_dataset.h"
 
 namespace edgefl::coordinator {
 namespace {
@@ -157,21 +158,6 @@ TEST_CASE("the metrics server answers GET /metrics, 404 elsewhere, and refuses a
         StatusCode::kUnavailable);
 }
 
-models::Dataset TinyDataset() {
-  models::Dataset data;
-  data.name = "tiny";
-  data.num_examples = 40;
-  data.example_shape = {4};
-  data.example_size = 4;
-  data.num_classes = 2;
-  for (size_t i = 0; i < data.num_examples; ++i) {
-    const float sign = (i % 2 == 0) ? 1.0f : -1.0f;
-    for (size_t j = 0; j < 4; ++j) data.features.push_back(sign * (0.5f + 0.1f * j));
-    data.labels.push_back(i % 2 == 0 ? 1 : 0);
-  }
-  return data;
-}
-
 std::string ReadLine(const std::string& path) {
   std::string line;
   while (line.empty()) {
@@ -185,7 +171,7 @@ std::string ReadLine(const std::string& path) {
 TEST_CASE("the service serves metrics while rounds run and exports the model as safetensors" *
           doctest::test_suite("integration")) {
   const auto dir = TempDir("service");
-  const models::Dataset data = TinyDataset();
+  const models::Dataset data = testing::TinyDataset(40);
   const std::vector<std::vector<uint32_t>> shards = {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18},
                                                      {1, 3, 5, 7, 9, 11, 13, 15, 17, 19}};
   ServiceConfig config;

@@ -11,6 +11,7 @@
 #include "edgefl/coordinator/checkpoint.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
+#include "coordinator/tiny_dataset.h"
 
 namespace edgefl::coordinator {
 namespace {
@@ -87,21 +88,6 @@ TEST_CASE("the service config rejects unknown keys with a hint and round-trips t
   std::filesystem::remove_all(dir);
 }
 
-models::Dataset TinyDataset() {
-  models::Dataset data;
-  data.name = "tiny";
-  data.num_examples = 60;
-  data.example_shape = {4};
-  data.example_size = 4;
-  data.num_classes = 2;
-  for (size_t i = 0; i < data.num_examples; ++i) {
-    const float sign = (i % 2 == 0) ? 1.0f : -1.0f;
-    for (size_t j = 0; j < 4; ++j) data.features.push_back(sign * (0.5f + 0.1f * j));
-    data.labels.push_back(i % 2 == 0 ? 1 : 0);
-  }
-  return data;
-}
-
 // Runs the service to `rounds` with three device threads; returns the final weights.
 std::vector<float> RunWithDevices(const ServiceConfig& config, const models::Dataset& data,
                                   const std::vector<std::vector<uint32_t>>& shards) {
@@ -145,7 +131,7 @@ std::vector<float> RunWithDevices(const ServiceConfig& config, const models::Dat
 TEST_CASE("the service runs secure rounds with device processes, checkpoints and resumes" *
           doctest::test_suite("integration")) {
   const auto dir = TempDir("run");
-  const models::Dataset data = TinyDataset();
+  const models::Dataset data = testing::TinyDataset(60);
   std::vector<std::vector<uint32_t>> shards(3);
   for (uint32_t i = 0; i < data.num_examples; ++i) shards[i % 3].push_back(i);
 

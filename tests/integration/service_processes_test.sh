@@ -98,7 +98,9 @@ start_clients 60
 wait "$coordinator"
 grep -c "event=round " "$work/coordinator.log"
 if ! cmp -s "$work/sim.bin" "$work/service.bin"; then
-  echo "FAIL: service weights differ from the simulator's"; exit 1
+  echo "FAIL: service weights differ from the simulator's"
+  grep -E "event=(round|device_expired|client_outcome) " "$work/coordinator.log" | head -n 60
+  exit 1
 fi
 echo "service weights equal simulator weights ($(stat -c %s "$work/service.bin") bytes)"
 for pid in "${client_pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -288,6 +288,11 @@ Status ZmqCoordinatorOptions::Validate() const {
                                 std::to_string(max_queued_messages_per_client) +
                                 " is outside [1, 1000000]");
   }
+  if (max_drop_warnings_per_second < 1 || max_drop_warnings_per_second > 1'000'000) {
+    return InvalidArgumentError("max_drop_warnings_per_second " +
+                                std::to_string(max_drop_warnings_per_second) +
+                                " is outside [1, 1000000]");
+  }
   return OkStatus();
 }
 
@@ -300,7 +305,11 @@ struct ZmqCoordinatorChannel::Impl {
   };
 
   Impl(const Clock& clock, const ZmqCoordinatorOptions& options)
-      : clock(clock), options(options), context(1), router(context, zmq::socket_type::router) {}
+      : clock(clock),
+        options(options),
+        context(1),
+        router(context, zmq::socket_type::router),
+        drop_log_limiter(options.max_drop_warnings_per_second) {}
 
   ~Impl() {
     // Close the ROUTER (lingering briefly for queued replies), then wake the ZAP thread with

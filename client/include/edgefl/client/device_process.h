@@ -7,7 +7,9 @@
 // the trainer declines or fails is answered with an ErrorReply and logged, and the process goes
 // on to the next round. When the coordinator is silent for `silence_timeout` (no round, no
 // welcome) it reconnects with a fresh channel and Hello, waiting `initial_backoff`, doubling up
-// to `max_backoff`, between attempts.
+// to `max_backoff`, between attempts. The new Hello asks for the id of the last Welcome
+// (Hello.requested_id), so the device keeps its identity when the coordinator has a free slot
+// for it (docs/protocol.md §11).
 //
 // Thread-safety: RunDeviceProcess runs on the calling thread; `stop` may be set from a signal
 // handler. The LocalData's dataset and the workspace are borrowed for the call; a HostTrainer

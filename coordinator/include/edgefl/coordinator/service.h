@@ -55,6 +55,9 @@ struct ServiceConfig {
   uint64_t min_clients_reported = 1;
   double round_deadline_seconds = 60.0;  // 0 = wait for every cohort member
   double heartbeat_timeout_seconds = 20.0;
+  // Warnings per second for each kind of refused frame; the rest are counted in one summary
+  // line (and in /metrics). Raise it to see every refusal while debugging a device.
+  uint64_t drop_warnings_per_second = 5;
   // Local training sent to devices.
   uint64_t local_epochs = 1;
   uint64_t local_steps = 0;

@@ -67,6 +67,10 @@ struct ZmqCoordinatorOptions {
   // Messages queued per device in each direction (ZeroMQ high-water mark); a Send to a device
   // whose queue is full fails with kUnavailable. Range [1, 1'000'000]. Default 64.
   int max_queued_messages_per_client = 64;
+  // Warnings logged per second for each kind of dropped frame (malformed, unknown peer, ...);
+  // the rest are counted and summed up in one line per second. Range [1, 1'000'000].
+  // Default 5: a flood of junk cannot flood the log.
+  uint32_t max_drop_warnings_per_second = 5;
 
   // kInvalidArgument naming the field: empty endpoint, missing key paths without
   // insecure_plaintext, a count out of range.
