@@ -34,14 +34,8 @@ size_t Layer::min_parallel_batch() const { return internal::kMinParallelBatch; }
 namespace {
 
 using internal::ForEachChunk;
+using internal::ThreadGemmWorkspace;
 using kernels::Transpose;
-
-// The fp32 GEMM workspace of the calling thread, made on its first GEMM and kept: every
-// OpenMP thread that runs a chunk has its own.
-float* GemmWorkspace() {
-  thread_local std::vector<float> workspace(kernels::kGemmF32WorkspaceFloats);
-  return workspace.data();
-}
 
 class Dense final : public Layer {
  public:
@@ -91,7 +85,7 @@ class Dense final : public Layer {
       float* y = out.data() + begin * out_;
       for (size_t r = begin; r < end; ++r) std::copy(bias, bias + out_, out.data() + r * out_);
       gemm(Transpose::kNo, Transpose::kYes, end - begin, out_, in_, 1.0f, in.data() + begin * in_,
-           in_, weight, in_, 1.0f, y, out_, GemmWorkspace());
+           in_, weight, in_, 1.0f, y, out_, ThreadGemmWorkspace());
     });
   }
 
@@ -110,7 +104,7 @@ class Dense final : public Layer {
     // rows [begin, end) of dW need columns [begin, end) of dY.
     ForEachChunk(out_, pass.parallel, [&](size_t begin, size_t end) {
       gemm(Transpose::kYes, Transpose::kNo, end - begin, in_, batch, 1.0f, d_out.data() + begin,
-           out_, in.data(), in_, 0.0f, d_weight + begin * in_, in_, GemmWorkspace());
+           out_, in.data(), in_, 0.0f, d_weight + begin * in_, in_, ThreadGemmWorkspace());
     });
     // db = column sums of dY.
     std::fill(d_bias, d_bias + out_, 0.0f);
@@ -123,7 +117,7 @@ class Dense final : public Layer {
       ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
         gemm(Transpose::kNo, Transpose::kNo, end - begin, in_, out_, 1.0f,
              d_out.data() + begin * out_, out_, weight, in_, 0.0f, d_in.data() + begin * in_, in_,
-             GemmWorkspace());
+             ThreadGemmWorkspace());
       });
     }
   }

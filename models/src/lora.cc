@@ -17,12 +17,8 @@ namespace edgefl::models {
 namespace {
 
 using internal::ForEachChunk;
+using internal::ThreadGemmWorkspace;
 using kernels::Transpose;
-
-float* GemmWorkspace() {
-  thread_local std::vector<float> workspace(kernels::kGemmF32WorkspaceFloats);
-  return workspace.data();
-}
 
 }  // namespace
 
@@ -71,9 +67,10 @@ void LoraAdapter::Forward(std::span<const float> parameters, size_t batch, const
   ForEachChunk(batch, parallel, [&](size_t begin, size_t end) {
     // hidden = x A^T (NT), then y += scale * hidden B^T (NT).
     gemm(Transpose::kNo, Transpose::kYes, end - begin, rank_, in_, 1.0f, x + begin * in_, in_, a,
-         in_, 0.0f, hidden + begin * rank_, rank_, GemmWorkspace());
+         in_, 0.0f, hidden + begin * rank_, rank_, ThreadGemmWorkspace());
     gemm(Transpose::kNo, Transpose::kYes, end - begin, out_, rank_, scale_,
-         hidden + begin * rank_, rank_, b, rank_, 1.0f, y + begin * out_, out_, GemmWorkspace());
+         hidden + begin * rank_, rank_, b, rank_, 1.0f, y + begin * out_, out_,
+         ThreadGemmWorkspace());
   });
 }
 
@@ -88,17 +85,18 @@ void LoraAdapter::Backward(std::span<const float> parameters, std::span<float> g
   // d_hidden = scale * dY B (NN) and dX += d_hidden A (NN), split over examples.
   ForEachChunk(batch, parallel, [&](size_t begin, size_t end) {
     gemm(Transpose::kNo, Transpose::kNo, end - begin, rank_, out_, scale_, d_y + begin * out_,
-         out_, b, rank_, 0.0f, d_hidden + begin * rank_, rank_, GemmWorkspace());
+         out_, b, rank_, 0.0f, d_hidden + begin * rank_, rank_, ThreadGemmWorkspace());
     if (d_x != nullptr) {
       gemm(Transpose::kNo, Transpose::kNo, end - begin, in_, rank_, 1.0f,
-           d_hidden + begin * rank_, rank_, a, in_, 1.0f, d_x + begin * in_, in_, GemmWorkspace());
+           d_hidden + begin * rank_, rank_, a, in_, 1.0f, d_x + begin * in_, in_,
+           ThreadGemmWorkspace());
     }
   });
   // dA = d_hidden^T x (TN) [r, in]; dB = scale * dY^T hidden (TN) [out, r]. Small: serial.
   gemm(Transpose::kYes, Transpose::kNo, rank_, in_, batch, 1.0f, d_hidden, rank_, x, in_, 0.0f,
-       d_a, in_, GemmWorkspace());
+       d_a, in_, ThreadGemmWorkspace());
   gemm(Transpose::kYes, Transpose::kNo, out_, rank_, batch, scale_, d_y, out_, hidden, rank_, 0.0f,
-       d_b, rank_, GemmWorkspace());
+       d_b, rank_, ThreadGemmWorkspace());
 }
 
 void LoraAdapter::MergeInto(std::span<const float> parameters, std::span<float> weight) const {
@@ -107,7 +105,7 @@ void LoraAdapter::MergeInto(std::span<const float> parameters, std::span<float> 
   kernels::Kernels().gemm_f32(Transpose::kNo, Transpose::kNo, out_, in_, rank_, scale_,
                               parameters.data() + b_offset_, rank_,
                               parameters.data() + a_offset_, in_, 1.0f, weight.data(), in_,
-                              GemmWorkspace());
+                              ThreadGemmWorkspace());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@
 #include <omp.h>
 
 #include <cstddef>
+#include <vector>
 
+#include "edgefl/models/kernels.h"
 #include "edgefl/models/threading.h"
 
 namespace edgefl::models::internal {
@@ -41,6 +43,14 @@ void ForEachChunk(size_t n, bool parallel, Fn&& fn) {
     const size_t end = n * (chunk + 1) / num_chunks;
     if (begin < end) fn(begin, end);
   }
+}
+
+// The fp32 GEMM workspace of the calling thread (kernels::GemmF32's packing scratch), made on
+// its first GEMM and kept: every OpenMP thread that runs a chunk has its own, and all layers
+// on a thread share it, since each GEMM is done with it before it returns.
+inline float* ThreadGemmWorkspace() {
+  thread_local std::vector<float> workspace(kernels::kGemmF32WorkspaceFloats);
+  return workspace.data();
 }
 
 }  // namespace edgefl::models::internal

@@ -16,12 +16,8 @@ namespace edgefl::models {
 namespace {
 
 using internal::ForEachChunk;
+using internal::ThreadGemmWorkspace;
 using kernels::Transpose;
-
-float* GemmWorkspace() {
-  thread_local std::vector<float> workspace(kernels::kGemmF32WorkspaceFloats);
-  return workspace.data();
-}
 
 // Per-thread buffers that grow to the largest size asked for and are then reused, so a
 // forward pass allocates only while the batch size is still growing.
@@ -248,7 +244,7 @@ void FrozenDense::Forward(const PassContext& pass, std::span<const float> in,
         }
         k.gemm_f32(Transpose::kNo, Transpose::kYes, end - begin, out_, in_, 1.0f,
                    in.data() + begin * in_, in_, weight_f32_.data(), in_, 1.0f,
-                   out.data() + begin * out_, out_, GemmWorkspace());
+                   out.data() + begin * out_, out_, ThreadGemmWorkspace());
       });
       break;
     case WeightFormat::kInt8: {
@@ -292,7 +288,7 @@ void FrozenDense::Backward(const PassContext& pass, std::span<const float> in,
   ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
     gemm(Transpose::kNo, Transpose::kNo, end - begin, in_, out_, 1.0f,
          d_out.data() + begin * out_, out_, weight, in_, 0.0f, d_in.data() + begin * in_, in_,
-         GemmWorkspace());
+         ThreadGemmWorkspace());
   });
 }
 

@@ -20,12 +20,8 @@ namespace edgefl::models {
 namespace {
 
 using internal::ForEachChunk;
+using internal::ThreadGemmWorkspace;
 using kernels::Transpose;
-
-float* Workspace() {
-  thread_local std::vector<float> workspace(kernels::kGemmF32WorkspaceFloats);
-  return workspace.data();
-}
 
 // Y[rows, out] = X[rows, in] W[out, in]^T + b, split over rows.
 void LinearForward(bool parallel, size_t rows, size_t in, size_t out, const float* x,
@@ -34,7 +30,7 @@ void LinearForward(bool parallel, size_t rows, size_t in, size_t out, const floa
   ForEachChunk(rows, parallel, [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) std::copy(b, b + out, y + r * out);
     gemm(Transpose::kNo, Transpose::kYes, end - begin, out, in, 1.0f, x + begin * in, in, w, in,
-         1.0f, y + begin * out, out, Workspace());
+         1.0f, y + begin * out, out, ThreadGemmWorkspace());
   });
 }
 
@@ -44,7 +40,7 @@ void LinearBackward(bool parallel, size_t rows, size_t in, size_t out, const flo
   const kernels::GemmF32Fn gemm = kernels::Kernels().gemm_f32;
   ForEachChunk(out, parallel, [&](size_t begin, size_t end) {
     gemm(Transpose::kYes, Transpose::kNo, end - begin, in, rows, 1.0f, dy + begin, out, x, in, 0.0f,
-         dw + begin * in, in, Workspace());
+         dw + begin * in, in, ThreadGemmWorkspace());
   });
   std::fill(db, db + out, 0.0f);
   for (size_t r = 0; r < rows; ++r) {
@@ -54,7 +50,7 @@ void LinearBackward(bool parallel, size_t rows, size_t in, size_t out, const flo
   if (dx == nullptr) return;
   ForEachChunk(rows, parallel, [&](size_t begin, size_t end) {
     gemm(Transpose::kNo, Transpose::kNo, end - begin, in, out, 1.0f, dy + begin * out, out, w, in,
-         0.0f, dx + begin * in, in, Workspace());
+         0.0f, dx + begin * in, in, ThreadGemmWorkspace());
   });
 }
 
@@ -448,7 +444,7 @@ class CausalSelfAttention final : public Layer {
         // S = scale q k^T. The upper triangle is computed and then masked: at T = 128 the saved
         // work is not worth a triangular kernel.
         gemm(Transpose::kNo, Transpose::kYes, context_, context_, head_dim_, scale, q, ld, k, ld,
-             0.0f, s, context_, Workspace());
+             0.0f, s, context_, ThreadGemmWorkspace());
         for (size_t t = 0; t < context_; ++t) {
           float* row = s + t * context_;
           // Stable softmax over the allowed keys j <= t: subtract the row's max first.
@@ -460,7 +456,7 @@ class CausalSelfAttention final : public Layer {
           std::fill(row + t + 1, row + context_, 0.0f);
         }
         gemm(Transpose::kNo, Transpose::kNo, context_, head_dim_, context_, 1.0f, s, context_, v,
-             ld, 0.0f, ctx + b * CtxSize() + h * head_dim_, dim_, Workspace());
+             ld, 0.0f, ctx + b * CtxSize() + h * head_dim_, dim_, ThreadGemmWorkspace());
       }
     });
     if (!project_) {
@@ -513,9 +509,9 @@ class CausalSelfAttention final : public Layer {
         const float* dc = d_ctx + b * CtxSize() + h * head_dim_;
         // dP = dctx v^T; dv = P^T dctx.
         gemm(Transpose::kNo, Transpose::kYes, context_, context_, head_dim_, 1.0f, dc, dim_, v, ld,
-             0.0f, ds, context_, Workspace());
+             0.0f, ds, context_, ThreadGemmWorkspace());
         gemm(Transpose::kYes, Transpose::kNo, context_, head_dim_, context_, 1.0f, s, context_, dc,
-             dim_, 0.0f, dv, ld, Workspace());
+             dim_, 0.0f, dv, ld, ThreadGemmWorkspace());
         // Softmax backward: dS = P (dP - rowsum(dP P)), times the 1/sqrt(dh) of the scores. Masked
         // entries have P = 0 and so dS = 0.
         for (size_t t = 0; t < context_; ++t) {
@@ -528,9 +524,9 @@ class CausalSelfAttention final : public Layer {
         }
         // dq = dS k; dk = dS^T q.
         gemm(Transpose::kNo, Transpose::kNo, context_, head_dim_, context_, 1.0f, ds, context_, k,
-             ld, 0.0f, dq, ld, Workspace());
+             ld, 0.0f, dq, ld, ThreadGemmWorkspace());
         gemm(Transpose::kYes, Transpose::kNo, context_, head_dim_, context_, 1.0f, ds, context_, q,
-             ld, 0.0f, dk, ld, Workspace());
+             ld, 0.0f, dk, ld, ThreadGemmWorkspace());
       }
     });
     if (!project_) {
