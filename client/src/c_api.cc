@@ -4,14 +4,18 @@
 #include "edgefl/client.h"
 
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edgefl/client/device_process.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
+#include "edgefl/transport/limits.h"
 
 struct edgefl_client {
   edgefl::client::DeviceProcessOptions options;
@@ -31,7 +35,30 @@ struct edgefl_client {
 
 namespace {
 
-thread_local std::string g_create_error;
+// The text of edgefl_client_last_error(NULL): calls that fail without a client to hold it.
+thread_local std::string g_error_without_client;
+
+// The training callback running on this thread: edgefl_train_set_error checks that the round it
+// is given is this call's and keeps the message here. Thread-local because the callback runs on
+// the thread of edgefl_client_run, and clients run on other threads have calls of their own.
+struct TrainingCall {
+  const edgefl_round_info* round = nullptr;
+  std::optional<std::string> error;
+};
+thread_local TrainingCall* g_training_call = nullptr;
+
+// Makes `call` this thread's training call for its lifetime, and the outer one again after,
+// even when a C++ exception escapes the callback.
+class ScopedTrainingCall {
+ public:
+  explicit ScopedTrainingCall(TrainingCall& call) : outer_(std::exchange(g_training_call, &call)) {}
+  ~ScopedTrainingCall() { g_training_call = outer_; }
+  ScopedTrainingCall(const ScopedTrainingCall&) = delete;
+  ScopedTrainingCall& operator=(const ScopedTrainingCall&) = delete;
+
+ private:
+  TrainingCall* outer_;
+};
 
 edgefl_status ToC(edgefl::StatusCode code) {
   using edgefl::StatusCode;
@@ -76,13 +103,21 @@ edgefl::client::HostTrainer MakeHostTrainer(const edgefl_client& client) {
         update.delta.assign(round.global_weights.size(), 0.0f);
         update.num_examples = advertised_examples;
         update.train_loss = 0.0f;
-        const int result = train(user, &info, round.global_weights.data(),
-                                 round.global_weights.size(), update.delta.data(),
-                                 &update.num_examples, &update.train_loss);
-        if (result != 0) {
-          return edgefl::AbortedError("the training callback declined round " +
-                                      std::to_string(info.round) + " (returned " +
-                                      std::to_string(result) + ")");
+        TrainingCall call{.round = &info};
+        int result = 0;
+        {
+          ScopedTrainingCall scope(call);
+          result = train(user, &info, round.global_weights.data(), round.global_weights.size(),
+                         update.delta.data(), &update.num_examples, &update.train_loss);
+        }
+        // An error the host reported declines the round even if it then returned 0: an update
+        // its own code calls failed is not worth sending.
+        if (result != 0 || call.error) {
+          std::string reason = "the training callback declined round " +
+                               std::to_string(info.round) + " (returned " + std::to_string(result) +
+                               ")";
+          if (call.error) reason += ": " + *call.error;
+          return edgefl::AbortedError(std::move(reason));
         }
         return update;
       },
@@ -112,14 +147,15 @@ edgefl_client_config edgefl_client_default_config(void) {
 edgefl_status edgefl_client_create(const edgefl_client_config* config, edgefl_client_t** out) {
   try {
     if (out == nullptr || config == nullptr) {
-      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT, "config and out must not be NULL");
+      return Fail(g_error_without_client, EDGEFL_INVALID_ARGUMENT,
+                  "config and out must not be NULL");
     }
     *out = nullptr;
     if (config->endpoint == nullptr || config->endpoint[0] == '\0') {
-      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT, "endpoint is required");
+      return Fail(g_error_without_client, EDGEFL_INVALID_ARGUMENT, "endpoint is required");
     }
     if (config->input_size == 0 || config->num_classes < 2) {
-      return Fail(g_create_error, EDGEFL_INVALID_ARGUMENT,
+      return Fail(g_error_without_client, EDGEFL_INVALID_ARGUMENT,
                   "input_size must be > 0 and num_classes >= 2");
     }
     auto client = std::make_unique<edgefl_client>();
@@ -128,7 +164,7 @@ edgefl_status edgefl_client_create(const edgefl_client_config* config, edgefl_cl
          .input_size = config->input_size,
          .num_classes = config->num_classes});
     if (!model.ok()) {
-      return Fail(g_create_error, ToC(model.status().code()), model.status().ToString());
+      return Fail(g_error_without_client, ToC(model.status().code()), model.status().ToString());
     }
     client->workspace = std::make_unique<edgefl::client::Workspace>(std::move(*model));
     client->input_size = config->input_size;
@@ -144,14 +180,14 @@ edgefl_status edgefl_client_create(const edgefl_client_config* config, edgefl_cl
     client->options.silence_timeout = Millis(config->silence_timeout_seconds, 30.0);
     if (config->device_name) client->options.device_name = config->device_name;
     const edgefl::Status valid = channel.Validate();
-    if (!valid.ok()) return Fail(g_create_error, ToC(valid.code()), valid.ToString());
+    if (!valid.ok()) return Fail(g_error_without_client, ToC(valid.code()), valid.ToString());
     *out = client.release();
-    g_create_error.clear();
+    g_error_without_client.clear();
     return EDGEFL_OK;
   } catch (const std::exception& e) {
-    return Fail(g_create_error, EDGEFL_INTERNAL, e.what());
+    return Fail(g_error_without_client, EDGEFL_INTERNAL, e.what());
   } catch (...) {
-    return Fail(g_create_error, EDGEFL_INTERNAL, "unknown exception");
+    return Fail(g_error_without_client, EDGEFL_INTERNAL, "unknown exception");
   }
 }
 
@@ -245,12 +281,35 @@ edgefl_status edgefl_client_run(edgefl_client_t* client, uint64_t max_rounds,
   }
 }
 
+edgefl_status edgefl_train_set_error(const edgefl_round_info* round, const char* message) {
+  try {
+    if (message == nullptr) {
+      return Fail(g_error_without_client, EDGEFL_INVALID_ARGUMENT,
+                  "edgefl_train_set_error: message must not be NULL");
+    }
+    if (round == nullptr || g_training_call == nullptr || g_training_call->round != round) {
+      return Fail(g_error_without_client, EDGEFL_FAILED_PRECONDITION,
+                  "edgefl_train_set_error: not called from inside the training callback given "
+                  "this round, on the thread running edgefl_client_run");
+    }
+    // One byte past the wire limit is enough for the device to see the text was cut and say
+    // so; a host that passes megabytes does not get them copied.
+    g_training_call->error.emplace(message,
+                                   strnlen(message, edgefl::transport::kMaxErrorTextBytes + 1));
+    return EDGEFL_OK;
+  } catch (const std::exception& e) {
+    return Fail(g_error_without_client, EDGEFL_INTERNAL, e.what());
+  } catch (...) {
+    return Fail(g_error_without_client, EDGEFL_INTERNAL, "unknown exception");
+  }
+}
+
 void edgefl_client_stop(edgefl_client_t* client) {
   if (client != nullptr) client->stop.store(true);
 }
 
 const char* edgefl_client_last_error(const edgefl_client_t* client) {
-  return client == nullptr ? g_create_error.c_str() : client->last_error.c_str();
+  return client == nullptr ? g_error_without_client.c_str() : client->last_error.c_str();
 }
 
 void edgefl_client_free(edgefl_client_t* client) { delete client; }

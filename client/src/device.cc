@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <string_view>
 #include <variant>
 
 #include "edgefl/common/check.h"
@@ -14,6 +15,7 @@
 #include "edgefl/privacy/secagg_wire.h"
 #include "edgefl/models/optimizer.h"
 #include "edgefl/models/training.h"
+#include "edgefl/transport/limits.h"
 
 namespace edgefl::client {
 
@@ -47,6 +49,17 @@ Status ValidateLocalUpdate(const LocalUpdate& update, size_t num_weights) {
                                 ", not finite");
   }
   return OkStatus();
+}
+
+// An ErrorReply longer than the wire limit could not be sent at all, and the coordinator would
+// never learn why the device declined; a host trainer's message has no bound of its own. Cut
+// at a UTF-8 character boundary so the text stays readable.
+std::string FitErrorText(std::string_view text) {
+  if (text.size() <= transport::kMaxErrorTextBytes) return std::string(text);
+  constexpr std::string_view kCut = " [...]";
+  size_t keep = transport::kMaxErrorTextBytes - kCut.size();
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  return std::string(text.substr(0, keep)) + std::string(kCut);
 }
 
 }  // namespace
@@ -126,7 +139,8 @@ std::vector<Message> Device::HandleWith(const Message& message, Workspace* works
 Message Device::Error(RoundId round, const Status& status) const {
   return Message{.sender = id_,
                  .round = round,
-                 .body = transport::ErrorReply{.code = status.code(), .message = status.message()}};
+                 .body = transport::ErrorReply{.code = status.code(),
+                                               .message = FitErrorText(status.message())}};
 }
 
 Result<LocalUpdate> Device::TrainLocally(const TrainingRound& round, Workspace* workspace) {

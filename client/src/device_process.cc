@@ -3,14 +3,63 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string_view>
 #include <thread>
 
 #include "edgefl/common/clock.h"
+#include "edgefl/transport/log_limiter.h"
 
 namespace edgefl::client {
 namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(100);
+
+// The device's warnings about rounds it declines, messages it answers with an error and replies
+// it cannot send. A coordinator (or whoever reaches its endpoint) that floods the device with
+// stale or bad messages must not flood the log of a device in the field: per kind, the first
+// warning of each window is logged in full and the rest only counted, then summed into one line
+// once the window has ended (transport/log_limiter.h). Real rounds are minutes apart, so a
+// device whose training fails every round still logs each failure in full.
+class DeviceWarnings {
+ public:
+  static constexpr auto kWindow = std::chrono::seconds(10);
+
+  explicit DeviceWarnings(const Clock& clock) : clock_(clock), limiter_(1, kWindow) {}
+  // Whatever is still counted when the run ends is reported, its window ended or not, so the
+  // last line of a run never hides a flood.
+  ~DeviceWarnings() {
+    try {
+      Report(Clock::Duration::max());
+    } catch (...) {
+      // Out of memory or a failing sink on the way out: the counts are lost, nothing else is.
+    }
+  }
+  DeviceWarnings(const DeviceWarnings&) = delete;
+  DeviceWarnings& operator=(const DeviceWarnings&) = delete;
+
+  // True when the caller should log this warning of `kind` (a fixed word, never peer input).
+  bool Admit(std::string_view kind) { return limiter_.Admit(kind, clock_.Now()); }
+  // One summary line per kind whose window has ended with warnings left out. Call often; it
+  // costs nothing when there is nothing to report.
+  void ReportSuppressed() { Report(clock_.Now()); }
+
+ private:
+  void Report(Clock::Duration now) {
+    for (const transport::LogLimiter::Suppressed& s : limiter_.TakeSuppressed(now)) {
+      spdlog::warn("event=warnings_suppressed kind={} count={} window_s={}", s.reason, s.count,
+                   kWindow.count());
+    }
+  }
+
+  const Clock& clock_;
+  transport::LogLimiter limiter_;
+};
+
+// The kind of warning an error reply to `request` is logged under.
+std::string_view ErrorKind(const transport::Message& request) {
+  return std::holds_alternative<transport::RoundStart>(request.body) ? "round_declined"
+                                                                     : "secagg_rejected";
+}
 
 // The run loop of both overloads. `make_device` builds the device for an assigned id;
 // `workspace` is null for a host-trainer device.
@@ -19,6 +68,7 @@ Result<DeviceProcessStats> RunLoop(const DeviceProcessOptions& options,
                                    Workspace* workspace, const std::atomic<bool>& stop,
                                    const std::function<void(uint64_t)>& on_round) {
   WallClock clock;
+  DeviceWarnings warnings(clock);
   DeviceProcessStats stats;
   std::chrono::milliseconds backoff = options.initial_backoff;
   const auto enough_rounds = [&] {
@@ -40,6 +90,7 @@ Result<DeviceProcessStats> RunLoop(const DeviceProcessOptions& options,
     bool welcomed = false;
     while (!stop.load()) {
       Result<transport::Message> message = channel->Receive(clock.Now() + kPoll);
+      warnings.ReportSuppressed();
       if (!message.ok()) {
         if (message.status().code() != StatusCode::kDeadlineExceeded) return message.status();
         if (clock.Now() - last_heard > options.silence_timeout) break;  // reconnect
@@ -72,11 +123,16 @@ Result<DeviceProcessStats> RunLoop(const DeviceProcessOptions& options,
       for (transport::Message& reply : replies) {
         if (const auto* error = std::get_if<transport::ErrorReply>(&reply.body)) {
           failed = true;
-          spdlog::warn("event=round_error round={} code={} reason=\"{}\"", reply.round.value(),
-                       StatusCodeName(error->code), error->message);
+          const std::string_view kind = ErrorKind(*message);
+          if (warnings.Admit(kind)) {
+            spdlog::warn("event=round_error kind={} round={} code={} reason=\"{}\"", kind,
+                         reply.round.value(), StatusCodeName(error->code), error->message);
+          }
         }
         Status sent = channel->Send(std::move(reply));
-        if (!sent.ok()) spdlog::warn("event=send_failed reason=\"{}\"", sent.ToString());
+        if (!sent.ok() && warnings.Admit("send_failed")) {
+          spdlog::warn("event=send_failed reason=\"{}\"", sent.ToString());
+        }
       }
       if (round_start) {
         ++stats.rounds_answered;

@@ -105,6 +105,16 @@ TEST_CASE("a training callback is validated when set and lets a client run witho
   edgefl_client_free(client);
 }
 
+TEST_CASE("edgefl_train_set_error outside a training callback fails and says why") {
+  const edgefl_round_info round{};
+  CHECK(edgefl_train_set_error(&round, "too late") == EDGEFL_FAILED_PRECONDITION);
+  CHECK(std::string(edgefl_client_last_error(nullptr)).find("inside the training callback") !=
+        std::string::npos);
+  CHECK(edgefl_train_set_error(nullptr, "no round") == EDGEFL_FAILED_PRECONDITION);
+  CHECK(edgefl_train_set_error(&round, nullptr) == EDGEFL_INVALID_ARGUMENT);
+  CHECK(std::string(edgefl_client_last_error(nullptr)).find("NULL") != std::string::npos);
+}
+
 // The integration tests below run a real round engine on a ZeroMQ coordinator channel on
 // loopback and devices driven only through the C API, each with a training callback.
 
@@ -116,6 +126,12 @@ struct HostModel {
   float train_loss = 0.5f;
   int fail_first_calls = 0;  // return 7 on the first this-many calls
   bool write_nan = false;    // write a NaN into the delta (a diverged host model)
+  // Non-empty: report it with edgefl_train_set_error and return `error_return`.
+  std::string error_message;
+  int error_return = 1;
+  edgefl_status set_error_status = EDGEFL_UNKNOWN;
+  // edgefl_train_set_error given a copy of the round, not the callback's own pointer.
+  edgefl_status copy_set_error_status = EDGEFL_UNKNOWN;
   int calls = 0;
   std::vector<float> global_seen;
   edgefl_round_info round_seen{};
@@ -129,6 +145,14 @@ int TrainHostModel(void* user, const edgefl_round_info* round, const float* glob
   model.global_seen.assign(global_weights, global_weights + num_weights);
   model.round_seen = *round;
   if (model.calls <= model.fail_first_calls) return 7;
+  if (!model.error_message.empty()) {
+    const edgefl_round_info copy = *round;
+    model.copy_set_error_status = edgefl_train_set_error(&copy, "not this round");
+    // The library must copy the message: this buffer is gone once the callback returns.
+    std::string message = model.error_message;
+    model.set_error_status = edgefl_train_set_error(round, message.c_str());
+    return model.error_return;
+  }
   for (size_t i = 0; i < num_weights; ++i) delta_out[i] = model.delta[i];
   if (model.write_nan) delta_out[num_weights / 2] = std::numeric_limits<float>::quiet_NaN();
   *num_examples_out = model.num_examples;
@@ -164,6 +188,14 @@ struct Coordinator {
       }
     }
     REQUIRE(registry.Available().size() == n);
+  }
+
+  // Runs one round, which must complete (the devices' outcomes are in the report).
+  RoundReport RunRound() {
+    edgefl::Result<RoundReport> report = engine->RunRound();
+    REQUIRE(report.ok());
+    CHECK(report->status.ok());
+    return std::move(report).value();
   }
 
   std::vector<float> weights() const {
@@ -258,12 +290,10 @@ TEST_CASE("the coordinator averages what two training callbacks return, weighted
   HostDevices devices(coordinator.channel->endpoint(), models, 1);
   coordinator.WaitForClients(2);
 
-  edgefl::Result<RoundReport> report = coordinator.engine->RunRound();
-  REQUIRE(report.ok());
-  CHECK(report->status.ok());
-  CHECK(report->num_clients_reported == 2);
-  CHECK(report->num_examples_reported == 4);
-  CHECK(report->train_loss == doctest::Approx((1 * 0.5 + 3 * 0.25) / 4));
+  const RoundReport report = coordinator.RunRound();
+  CHECK(report.num_clients_reported == 2);
+  CHECK(report.num_examples_reported == 4);
+  CHECK(report.train_loss == doctest::Approx((1 * 0.5 + 3 * 0.25) / 4));
   // FedAvg: global += (1 * delta_0 + 3 * delta_1) / 4.
   CheckWeights(coordinator.weights(), {0.5f - 0.5f, -1.0f + 0.5f, 2.0f + 1.5f, 0.0f + 2.5f},
                kFloatTolerance);
@@ -293,10 +323,8 @@ TEST_CASE("a training callback's update is clipped and securely aggregated" *
   HostDevices devices(coordinator.channel->endpoint(), models, 1);
   coordinator.WaitForClients(2);
 
-  edgefl::Result<RoundReport> report = coordinator.engine->RunRound();
-  REQUIRE(report.ok());
-  CHECK(report->status.ok());
-  CHECK(report->num_clients_reported == 2);
+  const RoundReport report = coordinator.RunRound();
+  CHECK(report.num_clients_reported == 2);
   // Secure aggregation weighs the cohort equally (engine: DP-FedAvg): the mean of the clipped
   // updates. The fixed-point encoding adds at most a few steps of 1 / scale (~1e-9 here).
   CheckWeights(coordinator.weights(), {0.3f, 0.4f, 0.0f, 0.25f}, kFloatTolerance);
@@ -324,15 +352,13 @@ TEST_CASE("a failing or NaN-producing training callback declines the round and t
   HostDevices devices(coordinator.channel->endpoint(), models, 2);
   coordinator.WaitForClients(3);
 
-  edgefl::Result<RoundReport> first = coordinator.engine->RunRound();
-  REQUIRE(first.ok());
-  CHECK(first->status.ok());
-  CHECK(first->num_clients_reported == 1);
-  CHECK(first->num_clients_rejected == 2);
+  const RoundReport first = coordinator.RunRound();
+  CHECK(first.num_clients_reported == 1);
+  CHECK(first.num_clients_rejected == 2);
   size_t num_failed = 0;
   bool declined_seen = false;
   bool nan_seen = false;
-  for (const ClientOutcome& outcome : first->outcomes) {
+  for (const ClientOutcome& outcome : first.outcomes) {
     if (outcome.kind != ClientOutcomeKind::kFailed) continue;
     ++num_failed;
     CAPTURE(outcome.reason);
@@ -345,11 +371,9 @@ TEST_CASE("a failing or NaN-producing training callback declines the round and t
   CheckWeights(coordinator.weights(), {2.0f, 3.0f, 4.0f, 5.0f}, kFloatTolerance);
 
   // The declining device is still connected and takes part again.
-  edgefl::Result<RoundReport> second = coordinator.engine->RunRound();
-  REQUIRE(second.ok());
-  CHECK(second->status.ok());
-  CHECK(second->num_clients_reported == 2);
-  REQUIRE(OutcomeOf(*second, ClientOutcomeKind::kFailed) != nullptr);
+  const RoundReport second = coordinator.RunRound();
+  CHECK(second.num_clients_reported == 2);
+  REQUIRE(OutcomeOf(second, ClientOutcomeKind::kFailed) != nullptr);
   CheckWeights(coordinator.weights(), {4.0f, 5.0f, 6.0f, 7.0f}, kFloatTolerance);
   devices.Join();
   for (size_t i = 0; i < models.size(); ++i) {
@@ -357,6 +381,41 @@ TEST_CASE("a failing or NaN-producing training callback declines the round and t
     CHECK(devices.status(i) == EDGEFL_OK);
     CHECK(devices.rounds(i) == 2);
     CHECK(models[i].calls == 2);
+  }
+}
+
+TEST_CASE("a training callback's error message reaches the coordinator's round report" *
+          doctest::test_suite("integration")) {
+  Coordinator coordinator(EngineOptionsFor(3), {1.0f, 2.0f});
+  std::vector<HostModel> models = {
+      {.delta = {1.0f, 1.0f}},  // healthy
+      {.delta = {3.0f, 3.0f}, .error_message = "battery below 20%"},
+      // Longer than an error reply may be; and an error set declines even when 0 is returned.
+      {.delta = {5.0f, 5.0f}, .error_message = std::string(3000, 'e'), .error_return = 0}};
+  HostDevices devices(coordinator.channel->endpoint(), models, 1);
+  coordinator.WaitForClients(3);
+
+  const RoundReport report = coordinator.RunRound();
+  CHECK(report.num_clients_reported == 1);
+  std::vector<std::string> reasons;
+  for (const ClientOutcome& outcome : report.outcomes) {
+    if (outcome.kind == ClientOutcomeKind::kFailed) reasons.push_back(outcome.reason);
+  }
+  REQUIRE(reasons.size() == 2);
+  if (reasons[0].size() > reasons[1].size()) std::swap(reasons[0], reasons[1]);
+  CHECK(reasons[0] ==
+        "ABORTED: host trainer: the training callback declined round 1 (returned 1): battery "
+        "below 20%");
+  CHECK(reasons[1].find("declined round 1 (returned 0): eeee") != std::string::npos);
+  CHECK(reasons[1].ends_with("e [...]"));
+  // Only the healthy device's update was aggregated.
+  CheckWeights(coordinator.weights(), {2.0f, 3.0f}, kFloatTolerance);
+  devices.Join();
+  for (size_t i = 1; i < models.size(); ++i) {
+    CAPTURE(i);
+    CHECK(devices.status(i) == EDGEFL_OK);
+    CHECK(models[i].set_error_status == EDGEFL_OK);
+    CHECK(models[i].copy_set_error_status == EDGEFL_FAILED_PRECONDITION);
   }
 }
 

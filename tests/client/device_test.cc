@@ -8,6 +8,8 @@
 
 #include "edgefl/common/random.h"
 #include "edgefl/models/dataset.h"
+#include "edgefl/transport/codec.h"
+#include "edgefl/transport/limits.h"
 
 namespace edgefl::client {
 namespace {
@@ -167,6 +169,32 @@ TEST_CASE("A host trainer's errors, exceptions and invalid updates become ErrorR
   const transport::ErrorReply thrown = error_of(throws, {0.0f});
   CHECK(thrown.code == StatusCode::kInternal);
   CHECK(thrown.message.find("out of memory in host model") != std::string::npos);
+}
+
+TEST_CASE("A host trainer's over-long error is cut to the wire limit so the reply still goes") {
+  // 3000 two-byte characters after one one-byte character, so that the byte limit falls
+  // inside a character: the cut must not split it.
+  std::string long_reason = "x";
+  for (int i = 0; i < 3000; ++i) long_reason += "\xc3\xa9";  // U+00E9
+  Device device(ClientId{4},
+                HostTrainer{.train = [&long_reason](const TrainingRound&) -> Result<LocalUpdate> {
+                  return UnavailableError(long_reason);
+                }});
+  std::vector<Message> replies = device.Handle(RoundStartWith({0.0f}));
+  REQUIRE(replies.size() == 1);
+  const auto& error = std::get<transport::ErrorReply>(replies[0].body);
+  CHECK(error.code == StatusCode::kUnavailable);
+  CHECK(error.message.size() <= transport::kMaxErrorTextBytes);
+  CHECK(error.message.size() > transport::kMaxErrorTextBytes - 8);
+  const std::string_view kCut = " [...]";
+  REQUIRE(error.message.size() > kCut.size());
+  CHECK(std::string_view(error.message).substr(error.message.size() - kCut.size()) == kCut);
+  // The text before the marker ends on a whole character.
+  const std::string_view kept =
+      std::string_view(error.message).substr(0, error.message.size() - kCut.size());
+  CHECK(kept.ends_with("\xc3\xa9"));
+  CHECK(kept.find("host trainer: x") == 0);
+  CHECK(transport::Encode(replies[0]).ok());
 }
 
 TEST_CASE("A built-in-trainer device without a Workspace declines the round") {

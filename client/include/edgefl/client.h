@@ -99,9 +99,10 @@ typedef struct edgefl_round_info {
  * num_examples > 0) and runs the privacy pipeline the coordinator asked for on it (clip to the
  * round's norm, distributed DP noise, secure-aggregation masks). Return non-zero to decline the
  * round: the coordinator gets an error reply naming the value, the round goes on without this
- * device, and the client waits for the next round. An update that fails the checks is declined
- * the same way, and so is a round in which a C++ exception escapes the callback (it never
- * reaches the caller of edgefl_client_run). The callback must not call edgefl_client_run or
+ * device, and the client waits for the next round. To say why, call
+ * edgefl_train_set_error(round, "...") before returning. An update that fails the checks is
+ * declined the same way, and so is a round in which a C++ exception escapes the callback (it
+ * never reaches the caller of edgefl_client_run). The callback must not call edgefl_client_run or
  * edgefl_client_free on its client; edgefl_client_stop is fine. */
 typedef int (*edgefl_train_fn)(void* user, const edgefl_round_info* round,
                                const float* global_weights, size_t num_weights, float* delta_out,
@@ -117,6 +118,23 @@ edgefl_status edgefl_client_set_train_callback(edgefl_client_t* client, edgefl_t
                                                void* user, size_t num_parameters,
                                                uint64_t num_examples);
 
+/* Says why the training callback declines its round. Call it from inside the callback, with
+ * the `round` pointer the callback was given, then return non-zero:
+ *
+ *   if (battery_low()) { edgefl_train_set_error(round, "battery below 20%"); return 1; }
+ *
+ * The reason the coordinator records for this device's round, and the device logs as a
+ * round_error warning, then ends in "the training callback declined round 3 (returned 1):
+ * battery below 20%" rather than at the return value. The round is declined even if the callback
+ * returns 0 after setting an error. The message is copied (the caller's buffer may be freed at
+ * once); a second call in the same callback replaces it; a reason longer than the 1 KiB limit
+ * of an error reply is cut, ending in " [...]".
+ * EDGEFL_INVALID_ARGUMENT for a NULL message. EDGEFL_FAILED_PRECONDITION when `round` is not the
+ * round of a training callback running on this thread (e.g. called after the callback
+ * returned, or from another thread); the call then has no effect. On failure
+ * edgefl_client_last_error(NULL) says why. */
+edgefl_status edgefl_train_set_error(const edgefl_round_info* round, const char* message);
+
 /* Connects and answers rounds until max_rounds (0 = no limit) rounds were answered, the
  * coordinator says Goodbye, or edgefl_client_stop() is called. *rounds_trained (may be NULL)
  * receives the rounds answered, declined ones included. EDGEFL_FAILED_PRECONDITION without data
@@ -128,7 +146,8 @@ edgefl_status edgefl_client_run(edgefl_client_t* client, uint64_t max_rounds,
 void edgefl_client_stop(edgefl_client_t* client);
 
 /* The message of the last failed call on `client` ("" if none); with NULL, of the last failed
- * edgefl_client_create on this thread. Valid until the next call on the same client. */
+ * edgefl_client_create or edgefl_train_set_error on this thread. Valid until the next call on
+ * the same client (with NULL: until the next of those calls on this thread). */
 const char* edgefl_client_last_error(const edgefl_client_t* client);
 
 /* Frees the client; NULL is a no-op. */

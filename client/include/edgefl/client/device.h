@@ -118,7 +118,8 @@ class Device {
   // (weights that do not fit the model, no data, a host trainer's error) or its update is
   // invalid (wrong size, a NaN or Inf value or loss, 0 examples). Later SecAggPayloads of the
   // same round -> the next protocol step. Welcome, RoundEnd and Heartbeat -> nothing. Never
-  // throws; problems become ErrorReply messages.
+  // throws; problems become ErrorReply messages, their text cut to the wire limit
+  // (transport::kMaxErrorTextBytes) so that a long host trainer's message still gets through.
   //
   // The privacy pipeline runs here, on the device (DESIGN.md, data flow 3), whichever trainer
   // made the update: clip to the round's clip norm; with secure aggregation encode into

@@ -11,6 +11,12 @@
 // (Hello.requested_id), so the device keeps its identity when the coordinator has a free slot
 // for it (docs/protocol.md §11).
 //
+// Warnings are rate-limited per kind (round_declined, secagg_rejected, send_failed), so a flood
+// of stale or bad messages cannot flood the log of a device in the field: the first of each
+// 10 s is logged in full, the rest are counted and reported in one
+// `event=warnings_suppressed kind=... count=N window_s=10` line once those 10 s have passed
+// (and when the run returns).
+//
 // Thread-safety: RunDeviceProcess runs on the calling thread; `stop` may be set from a signal
 // handler. The LocalData's dataset and the workspace are borrowed for the call; a HostTrainer
 // is called on the calling thread.
