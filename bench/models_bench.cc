@@ -6,10 +6,11 @@
 //
 // Counters: "GFLOP/s" counts 2 m n k operations per call (integer multiply-adds for int8) per
 // second of CPU time (wall-clock time for the threaded BM_Gemm_F32Parallel), and
-// "%peak" relates it to the fp32 peak of the threads used: threads x MHz x FLOP/cycle, with
-// the MHz read from /proc/cpuinfo (the nominal clock; turbo can exceed it, so "%peak" can pass
-// 100 on a boosting CPU) and FLOP/cycle assumed as 2 FMA pipes x vector lanes x 2 (AVX-512: 64,
-// AVX2: 32, baseline SSE2: 16), which holds for Zen 4/5 and Intel server cores.
+// "%peak" relates it to the fp32 peak of the threads used, measured at start-up: one thread
+// runs 12 independent chains of fused multiply-adds on the active level's widest registers for
+// 0.2 s (the most a core can do, at the clock it actually runs, turbo included). The context
+// also lists the nominal figure, /proc/cpuinfo's MHz x 2 FMA pipes x lanes x 2, which a
+// boosting CPU exceeds.
 //
 //   edgefl_models_bench --benchmark_filter=Gemm_F32 --benchmark_format=json > models.json
 //   bench/pytorch_compare.py --gemm models.json
@@ -17,6 +18,7 @@
 // The end of the file times a training step of the mlp and the cnn (BM_TrainStep/...).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <memory>
@@ -61,16 +63,67 @@ double Fp32FlopsPerCycle(Isa isa) {
   }
 }
 
+// FLOP/s of `kChains` independent FMA chains of `Vec` (one vector register each; enough to
+// cover the FMA pipes' latency x throughput on current x86 cores) for about `seconds`. Always
+// inlined, so that it is compiled for its caller's target below.
+template <typename Vec>
+inline __attribute__((always_inline)) double FmaChainsGflops(double seconds) {
+  constexpr int kChains = 12;
+  constexpr int kLanes = sizeof(Vec) / sizeof(float);
+  Vec acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = Vec{} + 1.0f + 1e-3f * static_cast<float>(c);
+  const Vec scale = Vec{} + 0.9999f, shift = Vec{} + 1e-4f;
+  double flops = 0.0;
+  const double start = edgefl::bench::ProcessCpuSeconds();
+  double elapsed = 0.0;
+  while (elapsed < seconds) {
+    constexpr long kIterations = 1 << 20;
+    for (long i = 0; i < kIterations; ++i) {
+#pragma GCC unroll 12
+      for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * scale + shift;  // contracted to FMA
+    }
+    flops += 2.0 * kLanes * kChains * kIterations;
+    elapsed = edgefl::bench::ProcessCpuSeconds() - start;
+  }
+  Vec total{};
+  for (int c = 0; c < kChains; ++c) total += acc[c];
+  float sum = 0.0f;
+  for (int lane = 0; lane < kLanes; ++lane) sum += total[lane];
+  benchmark::DoNotOptimize(sum);
+  return flops / elapsed * 1e-9;
+}
+
+using Floats16 = float __attribute__((vector_size(64)));
+using Floats8 = float __attribute__((vector_size(32)));
+using Floats4 = float __attribute__((vector_size(16)));
+__attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))) double PeakAvx512() {
+  return FmaChainsGflops<Floats16>(0.2);
+}
+__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) double PeakAvx2() {
+  return FmaChainsGflops<Floats8>(0.2);
+}
+double PeakBaseline() { return FmaChainsGflops<Floats4>(0.2); }
+
 double PeakGflopsPerThread() {
-  static const double peak = CpuMhz() * 1e-3 * Fp32FlopsPerCycle(ActiveIsa());
+  static const double peak = [] {
+    switch (ActiveIsa()) {
+      case Isa::kAvx512:
+        return PeakAvx512();
+      case Isa::kAvx2:
+        return PeakAvx2();
+      default:
+        return PeakBaseline();
+    }
+  }();
   return peak;
 }
 
 const int kContext = [] {
   benchmark::AddCustomContext("kernel_level", std::string(IsaName(ActiveIsa())));
   benchmark::AddCustomContext("cpu_mhz_from_proc_cpuinfo", std::to_string(CpuMhz()));
-  benchmark::AddCustomContext("assumed_fp32_flop_per_cycle",
-                              std::to_string(Fp32FlopsPerCycle(ActiveIsa())));
+  benchmark::AddCustomContext(
+      "nominal_fp32_peak_gflops_per_thread",
+      std::to_string(CpuMhz() * 1e-3 * Fp32FlopsPerCycle(ActiveIsa())));
   benchmark::AddCustomContext("fp32_peak_gflops_per_thread", std::to_string(PeakGflopsPerThread()));
   return 0;
 }();
@@ -212,6 +265,37 @@ BENCHMARK(BM_Gemm_F32Parallel)->Apply(AllShapes)->UseRealTime();
 BENCHMARK(BM_Gemm_Int8Dispatched)->Apply(ForwardShapes);
 BENCHMARK(BM_Gemm_Int4Dispatched)->Apply(ForwardShapes);
 
+// 2x2 max-pooling, forward + backward, of the cnn's pool1 input (32 x 28 x 28 per example)
+// over a batch of 32, one thread: the scalar reference against the level Kernels() uses.
+// "GB/s" counts the bytes each pass must move at least (x, y, argmax; dy, argmax, dx), to
+// compare with the memory bandwidth.
+void BM_MaxPool2x2(benchmark::State& state, Isa isa) {
+  constexpr size_t kBatch = 32, kChannels = 32, kSide = 28;
+  constexpr size_t kIn = kChannels * kSide * kSide, kOut = kIn / 4;
+  Rng rng(5);
+  std::vector<float> x(kBatch * kIn), dy(kBatch * kOut), y(kBatch * kOut),
+      argmax(kBatch * kOut), dx(kBatch * kIn);
+  for (float& v : x) v = std::max(0.0f, static_cast<float>(2.0 * rng.Uniform01() - 1.0));
+  for (float& v : dy) v = static_cast<float>(2.0 * rng.Uniform01() - 1.0);
+  const KernelTable& table = KernelsFor(isa);
+  for (auto _ : state) {
+    for (size_t n = 0; n < kBatch; ++n) {
+      table.max_pool2x2_f32(kChannels, kSide, kSide, x.data() + n * kIn, y.data() + n * kOut,
+                            argmax.data() + n * kOut);
+    }
+    for (size_t n = 0; n < kBatch; ++n) {
+      table.max_pool2x2_backward_f32(kChannels, kSide, kSide, dy.data() + n * kOut,
+                                     argmax.data() + n * kOut, dx.data() + n * kIn);
+    }
+    benchmark::ClobberMemory();
+  }
+  const double bytes = 4.0 * kBatch * 2.0 * (kIn + 2.0 * kOut);
+  state.counters["GB/s"] = benchmark::Counter(
+      bytes * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_MaxPool2x2, reference, Isa::kReference)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MaxPool2x2, dispatched, ActiveIsa())->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 }  // namespace edgefl::models::kernels
 
@@ -237,13 +321,13 @@ using edgefl::bench::ProcessCpuSeconds;
 
 // One Conv2d forward + backward (input gradient included) on a batch, by each algorithm: the
 // cnn's conv2 (32 -> 64 channels, 5x5, 'same', 14x14) and a 3x3 layer (64 -> 64, 16x16).
-// Cases are BM_Conv2d/<im2col|winograd>/<shape>/batch:<b>, one thread; "GFLOP/s" counts a
-// direct convolution's multiply-adds (3 per output and weight), so the two algorithms' rates
-// compare as speeds.
+// Cases are BM_Conv2d/<im2col|winograd>/<shape>/batch:<b>/threads:<t>, timed on the wall
+// clock; "GFLOP/s" counts a direct convolution's multiply-adds (3 per output and weight), so
+// the two algorithms' rates compare as speeds.
 void BM_Conv2d(benchmark::State& state, ConvAlgorithm algorithm, int64_t channels,
-               int64_t out_channels, int64_t size, int64_t kernel, size_t batch) {
+               int64_t out_channels, int64_t size, int64_t kernel, size_t batch, int threads) {
   const int saved_threads = NumThreads();
-  SetNumThreads(1);
+  SetNumThreads(threads);
   std::unique_ptr<Layer> conv =
       MakeConv2d("conv", static_cast<size_t>(out_channels), static_cast<size_t>(kernel),
                  ConvPadding::kSame, DenseInit::kHeUniform, algorithm);
@@ -261,7 +345,10 @@ void BM_Conv2d(benchmark::State& state, ConvAlgorithm algorithm, int64_t channel
   const std::vector<float> d_out = uniform(batch * NumElements(output));
   std::vector<float> y(d_out.size()), gradients(parameters.size()), d_in(x.size());
   const PassContext pass{
-      .batch_size = batch, .parameters = parameters, .gradients = gradients, .parallel = false};
+      .batch_size = batch,
+      .parameters = parameters,
+      .gradients = gradients,
+      .parallel = threads > 1 && batch >= conv->min_parallel_batch()};
   for (auto _ : state) {
     conv->Forward(pass, x, y, {});
     conv->Backward(pass, x, y, d_out, d_in, {});
@@ -283,11 +370,16 @@ const int kConv2dBenchmarks = [] {
     for (auto [algorithm, algorithm_name] : {std::pair{ConvAlgorithm::kIm2col, "im2col"},
                                              std::pair{ConvAlgorithm::kWinograd, "winograd"}}) {
       for (size_t batch : {10, 32}) {
-        const std::string name = std::string("BM_Conv2d/") + algorithm_name + "/" + shape.name +
-                                 "/batch:" + std::to_string(batch);
-        benchmark::RegisterBenchmark(name.c_str(), BM_Conv2d, algorithm, shape.channels,
-                                     shape.out_channels, shape.size, shape.kernel, batch)
-            ->Unit(benchmark::kMicrosecond);
+        for (int threads : {1, 2}) {
+          const std::string name = std::string("BM_Conv2d/") + algorithm_name + "/" +
+                                   shape.name + "/batch:" + std::to_string(batch) +
+                                   "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(), BM_Conv2d, algorithm, shape.channels,
+                                       shape.out_channels, shape.size, shape.kernel, batch,
+                                       threads)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
       }
     }
   }

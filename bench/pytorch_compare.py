@@ -264,7 +264,8 @@ def compare_gemm(args):
     ours, context = load_edgefl(args.gemm)
     shapes = sorted({key[1:] for key in ours}, key=lambda s: (-s[0] * s[1] * s[2], s))
     print(f"edgefl kernel level: {context.get('kernel_level', '?')}, "
-          f"fp32 peak/thread (assumed): {context.get('fp32_peak_gflops_per_thread', '?')} "
+          f"fp32 peak/thread (measured FMA chains): "
+          f"{context.get('fp32_peak_gflops_per_thread', '?')} "
           f"GFLOP/s; torch {torch.__version__} with BLAS {blas_path()}")
     print("GFLOP/s (2mnk/s; int8 counts integer multiply-adds). Ratios > 1: edgefl faster.")
     header = (f"{'m':>5} {'n':>5} {'k':>5} {'t':>2} | {'torch1':>7} {'eigen':>7} {'ours1':>7} "

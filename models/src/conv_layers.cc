@@ -343,7 +343,8 @@ class Conv2d final : public Layer {
 // Non-overlapping max over size x size windows (stride = size); rows and columns past the
 // last whole window are dropped, as PyTorch's MaxPool2d does by default. The scratch keeps,
 // for every output, the index of its maximum within the example's input, as a float: exact
-// since Build caps the input at 2^24 values.
+// since Build caps the input at 2^24 values. 2x2 windows, the common case, run on the
+// vectorised kernels (kernels.h, max_pool2x2_f32), which keep the same argmax and ties rule.
 class MaxPool2d final : public Layer {
  public:
   MaxPool2d(std::string name, size_t pool_size)
@@ -385,12 +386,17 @@ class MaxPool2d final : public Layer {
     EDGEFL_CHECK(in.size() == batch * InSize() && out.size() == batch * OutSize() &&
                  scratch.size() == batch * OutSize())
         << name();
+    const kernels::MaxPool2x2F32Fn pool2x2 = kernels::Kernels().max_pool2x2_f32;
     ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
       for (size_t n = begin; n < end; ++n) {
         const float* x = in.data() + n * InSize();
         float* y = out.data() + n * OutSize();
         float* argmax = scratch.data() + n * OutSize();
-        ForwardWindows(x, y, argmax);
+        if (size_ == 2) {
+          pool2x2(Size(channels_), Size(height_), Size(width_), x, y, argmax);
+        } else {
+          ForwardWindows(x, y, argmax);
+        }
       }
     });
   }
@@ -402,22 +408,30 @@ class MaxPool2d final : public Layer {
     if (d_in.empty()) return;
     const size_t batch = pass.batch_size;
     EDGEFL_CHECK(d_in.size() == batch * InSize() && d_out.size() == batch * OutSize()) << name();
+    const kernels::MaxPool2x2BackwardF32Fn pool2x2 = kernels::Kernels().max_pool2x2_backward_f32;
     ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {
-      std::fill(d_in.begin() + begin * InSize(), d_in.begin() + end * InSize(), 0.0f);
       for (size_t n = begin; n < end; ++n) {
         const float* dy = d_out.data() + n * OutSize();
         const float* argmax = scratch.data() + n * OutSize();
         float* dx = d_in.data() + n * InSize();
+        if (size_ == 2) {
+          pool2x2(Size(channels_), Size(height_), Size(width_), dy, argmax, dx);
+          continue;
+        }
+        std::fill(dx, dx + InSize(), 0.0f);
         for (size_t o = 0; o < OutSize(); ++o) dx[static_cast<size_t>(argmax[o])] += dy[o];
       }
     });
   }
 
  private:
-  // The first maximum of every window of one example, without branches: the index is an
-  // integer select (a conditional move) and the value a max, both on registers. Branching on
-  // the comparison (mispredicted on real activations) or re-reading x[best] after each select
-  // (a chain of dependent loads) each made max-pooling several times slower.
+  static size_t Size(int64_t n) { return static_cast<size_t>(n); }
+
+  // Windows of other sizes: the first maximum of every window of one example, without
+  // branches: the index is an integer select (a conditional move) and the value a max, both on
+  // registers. Branching on the comparison (mispredicted on real activations) or re-reading
+  // x[best] after each select (a chain of dependent loads) each made max-pooling several times
+  // slower.
   void ForwardWindows(const float* x, float* y, float* argmax) const {
     for (int64_t c = 0; c < channels_; ++c) {
       for (int64_t oh = 0; oh < out_height_; ++oh) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -422,6 +423,93 @@ TEST_CASE("Every level's int4 GEMM matches the reference, tails of groups includ
   check(32, 200, 784, 0.0f);
   check(150, 40, 1027, 1.0f);  // AVX-512: 144 rows through dequantized panels, 6 through tiles
   check(130, 33, 300, 0.0f);
+}
+
+// ----- 2x2 max-pooling
+
+// Inputs with many exact ties: values from {-1, -0.5, 0, 0.5, 1}, as ReLU outputs tie at 0.
+void FillTies(Rng& rng, float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(static_cast<int>(rng.Uniform01() * 5.0) - 2) * 0.5f;
+  }
+}
+
+size_t BitMismatches(const float* a, const float* b, size_t n) {
+  size_t mismatches = 0;
+  for (size_t i = 0; i < n; ++i) mismatches += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  return mismatches;
+}
+
+TEST_CASE("Every level's 2x2 max-pool gives the reference's bits, argmax and gradient included") {
+  Rng rng(23);
+  constexpr size_t kChannels[] = {1, 3};
+  constexpr size_t kSides[] = {2, 3, 5, 14, 15, 28, 33, 35, 64};
+  for (size_t channels : kChannels) {
+    for (size_t height : kSides) {
+      for (size_t width : kSides) {
+        for (const bool ties : {false, true}) {
+          const size_t in = channels * height * width;
+          const size_t out = channels * (height / 2) * (width / 2);
+          std::vector<float> x(in), dy(out);
+          if (ties) {
+            FillTies(rng, x.data(), in);
+          } else {
+            FillUniform(rng, x.data(), in, -1.0f, 1.0f);
+          }
+          FillUniform(rng, dy.data(), out, -1.0f, 1.0f);
+          // A NaN first in a window is the maximum; one later is passed over.
+          x[0] = std::numeric_limits<float>::quiet_NaN();
+          x[in - 1] = std::numeric_limits<float>::quiet_NaN();
+          dy[0] = -0.0f;
+          std::vector<float> y_ref(out), argmax_ref(out), dx_ref(in, 7.0f);
+          const KernelTable& reference = KernelsFor(Isa::kReference);
+          reference.max_pool2x2_f32(channels, height, width, x.data(), y_ref.data(),
+                                    argmax_ref.data());
+          reference.max_pool2x2_backward_f32(channels, height, width, dy.data(),
+                                             argmax_ref.data(), dx_ref.data());
+          for (Isa isa : SupportedIsas()) {
+            CAPTURE(IsaName(isa));
+            CAPTURE(channels);
+            CAPTURE(height);
+            CAPTURE(width);
+            CAPTURE(ties);
+            // One float of slack on each side of every buffer: a store past the end shows.
+            Unaligned<float> y(out + 1), argmax(out + 1), dx(in + 1);
+            for (auto* buffer : {&y.storage, &argmax.storage, &dx.storage}) {
+              std::fill(buffer->begin(), buffer->end(), 7.0f);
+            }
+            const KernelTable& table = KernelsFor(isa);
+            table.max_pool2x2_f32(channels, height, width, x.data(), y.data(), argmax.data());
+            table.max_pool2x2_backward_f32(channels, height, width, dy.data(), argmax.data(),
+                                           dx.data());
+            CHECK(BitMismatches(y.data(), y_ref.data(), out) == 0);
+            CHECK(BitMismatches(argmax.data(), argmax_ref.data(), out) == 0);
+            CHECK(BitMismatches(dx.data(), dx_ref.data(), in) == 0);
+            CHECK(y.data()[out] == 7.0f);
+            CHECK(argmax.data()[out] == 7.0f);
+            CHECK(dx.data()[in] == 7.0f);
+            CHECK(y.storage[0] == 7.0f);
+            CHECK(dx.storage[0] == 7.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("The reference 2x2 max-pool keeps the first maximum of a window and routes dy to it") {
+  // One channel, 3 x 5: the last row and column are dropped.
+  const std::vector<float> x = {1, 2, 5, 5, 9,  //
+                                2, 0, 3, 5, 9,  //
+                                9, 9, 9, 9, 9};
+  std::vector<float> y(2), argmax(2), dx(15, 7.0f);
+  const KernelTable& reference = KernelsFor(Isa::kReference);
+  reference.max_pool2x2_f32(1, 3, 5, x.data(), y.data(), argmax.data());
+  CHECK(y == std::vector<float>{2, 5});
+  CHECK(argmax == std::vector<float>{1, 2});  // the first 5 in row-major order
+  const std::vector<float> dy = {10, 20};
+  reference.max_pool2x2_backward_f32(1, 3, 5, dy.data(), argmax.data(), dx.data());
+  CHECK(dx == std::vector<float>{0, 10, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
 }
 
 // ----- threaded drivers

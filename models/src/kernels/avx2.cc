@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "max_pool_blocks.h"
 #include "simd_gemm_f32.h"
 
 namespace edgefl::models::kernels::internal {
@@ -243,6 +244,89 @@ void GemmF32Int4Avx2(size_t m, size_t n, size_t k, const float* x, size_t ldx, c
   }
 }
 
+
+// 2x2 max-pooling as avx512.cc does it, 8 windows at a time: a row's 16 values split into even
+// and odd columns by in-lane shuffles and a cross-lane 64-bit permute; vmaskmovps covers a
+// row's last, partial block.
+EDGEFL_INLINE __m256 EvenColumns(__m256 a, __m256 b) {
+  const __m256 mixed = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4..
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+EDGEFL_INLINE __m256 OddColumns(__m256 a, __m256 b) {
+  const __m256 mixed = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// Lanes 0, 2, ..., 14: each window's column offset from the run's first input.
+EDGEFL_INLINE __m256i EvenOffsets() { return _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14); }
+
+// How many of a run of `windows` windows' 2 * windows inputs of one row fall in each of the
+// two registers that hold them.
+struct PairCounts {
+  int low, high;
+  explicit PairCounts(int windows)
+      : low(windows >= 4 ? 8 : 2 * windows), high(windows > 4 ? 2 * windows - 8 : 0) {}
+};
+
+void MaxPool2x2F32Avx2(size_t channels, size_t height, size_t width, const float* x, float* y,
+                       float* argmax) {
+  const __m256i right = _mm256_set1_epi32(1), below = _mm256_set1_epi32(static_cast<int>(width));
+  const __m256i below_right = _mm256_set1_epi32(static_cast<int>(width) + 1);
+  ForEachWindowRun<8>(channels, height, width, [&](size_t first, size_t out, int windows) {
+    const PairCounts counts(windows);
+    const float* row0 = x + first;
+    const float* row1 = row0 + width;
+    const __m256 a0 = Avx2F32::LoadPartial(row0, counts.low);
+    const __m256 b0 = Avx2F32::LoadPartial(row0 + 8, counts.high);
+    const __m256 a1 = Avx2F32::LoadPartial(row1, counts.low);
+    const __m256 b1 = Avx2F32::LoadPartial(row1 + 8, counts.high);
+    const __m256i corner =
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)), EvenOffsets());
+    __m256 best = EvenColumns(a0, b0);
+    __m256i best_index = corner;
+    auto consider = [&](__m256 candidate, __m256i offset) EDGEFL_INLINE_LAMBDA {
+      const __m256 greater = _mm256_cmp_ps(candidate, best, _CMP_GT_OQ);
+      best = _mm256_blendv_ps(best, candidate, greater);
+      best_index = _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(best_index),
+                           _mm256_castsi256_ps(_mm256_add_epi32(corner, offset)), greater));
+    };
+    consider(OddColumns(a0, b0), right);
+    consider(EvenColumns(a1, b1), below);
+    consider(OddColumns(a1, b1), below_right);
+    Avx2F32::StorePartial(y + out, best, windows);
+    Avx2F32::StorePartial(argmax + out, _mm256_cvtepi32_ps(best_index), windows);
+  });
+}
+
+void MaxPool2x2BackwardF32Avx2(size_t channels, size_t height, size_t width, const float* dy,
+                               const float* argmax, float* dx) {
+  const __m256i right = _mm256_set1_epi32(1), below = _mm256_set1_epi32(static_cast<int>(width));
+  const __m256i below_right = _mm256_set1_epi32(static_cast<int>(width) + 1);
+  const __m256 zero = _mm256_setzero_ps();
+  ForEachWindowRun<8>(channels, height, width, [&](size_t first, size_t out, int windows) {
+    // + 0.0f as the reference's sum into a zeroed dx: -0.0 becomes +0.0.
+    const __m256 g = _mm256_add_ps(Avx2F32::LoadPartial(dy + out, windows), zero);
+    const __m256i corner =
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)), EvenOffsets());
+    const __m256i offset = _mm256_sub_epi32(
+        _mm256_cvttps_epi32(Avx2F32::LoadPartial(argmax + out, windows)), corner);
+    auto at = [&](__m256i corner) EDGEFL_INLINE_LAMBDA {
+      return _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(offset, corner)), g);
+    };
+    const PairCounts counts(windows);
+    auto store_row = [&](float* row, __m256 left, __m256 right_column) EDGEFL_INLINE_LAMBDA {
+      const __m256 lo = _mm256_unpacklo_ps(left, right_column);  // l0 r0 l1 r1 | l4 r4 l5 r5
+      const __m256 hi = _mm256_unpackhi_ps(left, right_column);  // l2 r2 l3 r3 | l6 r6 l7 r7
+      Avx2F32::StorePartial(row, _mm256_permute2f128_ps(lo, hi, 0x20), counts.low);
+      Avx2F32::StorePartial(row + 8, _mm256_permute2f128_ps(lo, hi, 0x31), counts.high);
+    };
+    store_row(dx + first, at(_mm256_setzero_si256()), at(right));
+    store_row(dx + first + width, at(below), at(below_right));
+  });
+  ZeroUnpooledEdges(channels, height, width, dx);
+}
+
 }  // namespace
 
 KernelTable Avx2Table() {
@@ -250,7 +334,9 @@ KernelTable Avx2Table() {
                      .gemm_f32 = &GemmF32Avx2,
                      .gemm_u8s8s32 = &GemmU8S8S32Avx2,
                      .gemm_f32_int4 = &GemmF32Int4Avx2,
-                     .gemm_f32_eigen = &GemmF32EigenAvx2};
+                     .gemm_f32_eigen = &GemmF32EigenAvx2,
+                     .max_pool2x2_f32 = &MaxPool2x2F32Avx2,
+                     .max_pool2x2_backward_f32 = &MaxPool2x2BackwardF32Avx2};
 }
 
 }  // namespace edgefl::models::kernels::internal

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "max_pool_blocks.h"
 #include "simd_gemm_f32.h"
 
 namespace edgefl::models::kernels::internal {
@@ -306,6 +307,94 @@ void GemmF32Int4Avx512(size_t m, size_t n, size_t k, const float* x, size_t ldx,
   }
 }
 
+
+// 2x2 max-pooling, 16 windows of an output row at a time. Each input row's 32 values split into
+// even and odd columns by two-source permutes, which gives the four corners of 16 windows in
+// four registers; then the reference's running maximum in its order (corner, right, below,
+// below right) as compare-and-blend of values and indices, so the bits are the reference's.
+// Masked loads and stores cover a row's last, partial block.
+constexpr int32_t kEvenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+constexpr int32_t kOddLanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+constexpr int32_t kInterleaveLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+constexpr int32_t kInterleaveHigh[16] = {8,  24, 9,  25, 10, 26, 11, 27,
+                                         12, 28, 13, 29, 14, 30, 15, 31};
+
+EDGEFL_INLINE __m512i LoadLanes(const int32_t* lanes) {
+  return _mm512_loadu_si512(static_cast<const void*>(lanes));
+}
+
+// The masks of a block of `windows` windows' 2 * windows inputs of one row: 32 floats as two
+// registers.
+struct PairMasks {
+  __mmask16 low, high;
+  explicit PairMasks(int windows)
+      : low(Avx512F32::Mask(windows >= 8 ? 16 : 2 * windows)),
+        high(Avx512F32::Mask(windows > 8 ? 2 * windows - 16 : 0)) {}
+};
+
+void MaxPool2x2F32Avx512(size_t channels, size_t height, size_t width, const float* x, float* y,
+                         float* argmax) {
+  const __m512i even = LoadLanes(kEvenLanes), odd = LoadLanes(kOddLanes);
+  const __m512i right = _mm512_set1_epi32(1), below = _mm512_set1_epi32(static_cast<int>(width));
+  const __m512i below_right = _mm512_set1_epi32(static_cast<int>(width) + 1);
+  ForEachWindowRun<16>(channels, height, width, [&](size_t first, size_t out, int windows) {
+    const PairMasks masks(windows);
+    const float* row0 = x + first;
+    const float* row1 = row0 + width;
+    const __m512 a0 = _mm512_maskz_loadu_ps(masks.low, row0);
+    const __m512 b0 = _mm512_maskz_loadu_ps(masks.high, row0 + 16);
+    const __m512 a1 = _mm512_maskz_loadu_ps(masks.low, row1);
+    const __m512 b1 = _mm512_maskz_loadu_ps(masks.high, row1 + 16);
+    const __m512i corner = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first)), even);
+    __m512 best = _mm512_permutex2var_ps(a0, even, b0);
+    __m512i best_index = corner;
+    auto consider = [&](__m512 candidate, __m512i offset) EDGEFL_INLINE_LAMBDA {
+      const __mmask16 greater = _mm512_cmp_ps_mask(candidate, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(greater, best, candidate);
+      best_index = _mm512_mask_blend_epi32(greater, best_index, _mm512_add_epi32(corner, offset));
+    };
+    consider(_mm512_permutex2var_ps(a0, odd, b0), right);
+    consider(_mm512_permutex2var_ps(a1, even, b1), below);
+    consider(_mm512_permutex2var_ps(a1, odd, b1), below_right);
+    const __mmask16 out_mask = Avx512F32::Mask(windows);
+    _mm512_mask_storeu_ps(y + out, out_mask, best);
+    _mm512_mask_storeu_ps(argmax + out, out_mask, _mm512_cvtepi32_ps(best_index));
+  });
+}
+
+// The gradient, 16 windows at a time: each window's dy goes to the corner its argmax names and
+// +0.0 to the other three, interleaved back into the two rows, so dx is written once without
+// being zeroed first.
+void MaxPool2x2BackwardF32Avx512(size_t channels, size_t height, size_t width, const float* dy,
+                                 const float* argmax, float* dx) {
+  const __m512i even = LoadLanes(kEvenLanes);
+  const __m512i low = LoadLanes(kInterleaveLow), high = LoadLanes(kInterleaveHigh);
+  const __m512i right = _mm512_set1_epi32(1), below = _mm512_set1_epi32(static_cast<int>(width));
+  const __m512i below_right = _mm512_set1_epi32(static_cast<int>(width) + 1);
+  const __m512 zero = _mm512_setzero_ps();
+  ForEachWindowRun<16>(channels, height, width, [&](size_t first, size_t out, int windows) {
+    const __mmask16 out_mask = Avx512F32::Mask(windows);
+    // + 0.0f as the reference's sum into a zeroed dx: -0.0 becomes +0.0.
+    const __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(out_mask, dy + out), zero);
+    const __m512i offset =
+        _mm512_sub_epi32(_mm512_cvttps_epi32(_mm512_maskz_loadu_ps(out_mask, argmax + out)),
+                         _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first)), even));
+    auto at = [&](__m512i corner) EDGEFL_INLINE_LAMBDA {
+      return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(offset, corner), g);
+    };
+    const __m512 d00 = at(_mm512_setzero_si512()), d01 = at(right);
+    const __m512 d10 = at(below), d11 = at(below_right);
+    const PairMasks masks(windows);
+    float* row0 = dx + first;
+    float* row1 = row0 + width;
+    _mm512_mask_storeu_ps(row0, masks.low, _mm512_permutex2var_ps(d00, low, d01));
+    _mm512_mask_storeu_ps(row0 + 16, masks.high, _mm512_permutex2var_ps(d00, high, d01));
+    _mm512_mask_storeu_ps(row1, masks.low, _mm512_permutex2var_ps(d10, low, d11));
+    _mm512_mask_storeu_ps(row1 + 16, masks.high, _mm512_permutex2var_ps(d10, high, d11));
+  });
+  ZeroUnpooledEdges(channels, height, width, dx);
+}
+
 }  // namespace
 
 KernelTable Avx512Table() {
@@ -313,7 +402,9 @@ KernelTable Avx512Table() {
                      .gemm_f32 = &GemmF32Avx512,
                      .gemm_u8s8s32 = &GemmU8S8S32Avx512,
                      .gemm_f32_int4 = &GemmF32Int4Avx512,
-                     .gemm_f32_eigen = &GemmF32EigenAvx512};
+                     .gemm_f32_eigen = &GemmF32EigenAvx512,
+                     .max_pool2x2_f32 = &MaxPool2x2F32Avx512,
+                     .max_pool2x2_backward_f32 = &MaxPool2x2BackwardF32Avx512};
 }
 
 }  // namespace edgefl::models::kernels::internal

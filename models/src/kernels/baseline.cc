@@ -16,7 +16,9 @@ KernelTable BaselineTable() {
                      .gemm_f32 = &GemmF32EigenBaseline,
                      .gemm_u8s8s32 = &GemmU8S8S32Reference,
                      .gemm_f32_int4 = &GemmF32Int4Reference,
-                     .gemm_f32_eigen = &GemmF32EigenBaseline};
+                     .gemm_f32_eigen = &GemmF32EigenBaseline,
+                     .max_pool2x2_f32 = &MaxPool2x2F32Reference,
+                     .max_pool2x2_backward_f32 = &MaxPool2x2BackwardF32Reference};
 }
 
 }  // namespace edgefl::models::kernels::internal

@@ -34,4 +34,9 @@ void GemmU8S8S32Reference(size_t m, size_t n, size_t k, const uint8_t* a, size_t
 void GemmF32Int4Reference(size_t m, size_t n, size_t k, const float* x, size_t ldx,
                           const Int4Block* w, float beta, float* y, size_t ldy);
 
+void MaxPool2x2F32Reference(size_t channels, size_t height, size_t width, const float* x,
+                            float* y, float* argmax);
+void MaxPool2x2BackwardF32Reference(size_t channels, size_t height, size_t width,
+                                    const float* dy, const float* argmax, float* dx);
+
 }  // namespace edgefl::models::kernels::internal

@@ -3,6 +3,8 @@
 // time, summing the k products in increasing p. Compiled without instruction-set flags.
 #include "internal.h"
 
+#include <algorithm>
+
 namespace edgefl::models::kernels::internal {
 namespace {
 
@@ -69,12 +71,40 @@ void GemmF32Int4Reference(size_t m, size_t n, size_t k, const float* x, size_t l
   }
 }
 
+void MaxPool2x2F32Reference(size_t channels, size_t height, size_t width, const float* x,
+                            float* y, float* argmax) {
+  const size_t out_height = height / 2, out_width = width / 2;
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t oh = 0; oh < out_height; ++oh) {
+      for (size_t ow = 0; ow < out_width; ++ow) {
+        const size_t corner = (c * height + 2 * oh) * width + 2 * ow;
+        size_t best = corner;
+        for (const size_t index : {corner + 1, corner + width, corner + width + 1}) {
+          if (x[index] > x[best]) best = index;
+        }
+        const size_t o = (c * out_height + oh) * out_width + ow;
+        y[o] = x[best];
+        argmax[o] = static_cast<float>(best);
+      }
+    }
+  }
+}
+
+void MaxPool2x2BackwardF32Reference(size_t channels, size_t height, size_t width,
+                                    const float* dy, const float* argmax, float* dx) {
+  std::fill(dx, dx + channels * height * width, 0.0f);
+  const size_t outputs = channels * (height / 2) * (width / 2);
+  for (size_t o = 0; o < outputs; ++o) dx[static_cast<size_t>(argmax[o])] += dy[o];
+}
+
 KernelTable ReferenceTable() {
   return KernelTable{.isa = Isa::kReference,
                      .gemm_f32 = &GemmF32Reference,
                      .gemm_u8s8s32 = &GemmU8S8S32Reference,
                      .gemm_f32_int4 = &GemmF32Int4Reference,
-                     .gemm_f32_eigen = &GemmF32EigenBaseline};
+                     .gemm_f32_eigen = &GemmF32EigenBaseline,
+                     .max_pool2x2_f32 = &MaxPool2x2F32Reference,
+                     .max_pool2x2_backward_f32 = &MaxPool2x2BackwardF32Reference};
 }
 
 }  // namespace edgefl::models::kernels::internal

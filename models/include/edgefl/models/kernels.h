@@ -1,5 +1,6 @@
-// CPU kernels for the models module: fp32 GEMM, u8 x s8 -> s32 GEMM and fp32 x int4 GEMM,
-// each with a scalar reference and faster paths chosen at run time (DESIGN.md, "Kernels").
+// CPU kernels for the models module: fp32 GEMM, u8 x s8 -> s32 GEMM, fp32 x int4 GEMM and
+// 2x2 max-pooling, each with a scalar reference and faster paths chosen at run time
+// (DESIGN.md, "Kernels").
 //
 // Instruction-set levels, lowest first (Isa): kReference (plain C++, the oracle every other
 // path is tested against), kBaseline (any x86-64: fp32 GEMM through Eigen, whose portable
@@ -147,6 +148,21 @@ using GemmF32Int4Fn = void (*)(size_t m, size_t n, size_t k, const float* x, siz
                                const Int4Block* w, float beta, float* y, size_t ldy);
 
 // ---------------------------------------------------------------------------------------------
+// 2x2 max-pooling, stride 2, of one example x [channels, height, width] (row-major planes):
+// y [channels, height / 2, width / 2], a last odd row or column dropped (as PyTorch's
+// MaxPool2d). argmax[o] is the index in x of output o's maximum, as a float (the caller keeps
+// channels * height * width <= 2^24, where floats hold every integer); of equal values the
+// first in row-major order within the window wins, and a NaN is kept only where it comes first
+// (each value replaces the running maximum when greater). Every level gives the same bits.
+using MaxPool2x2F32Fn = void (*)(size_t channels, size_t height, size_t width, const float* x,
+                                 float* y, float* argmax);
+// Its gradient: dx [channels, height, width] = dy[o] at argmax[o] for every output o, and
+// +0.0 everywhere else (overwritten, dropped rows and columns included; a -0.0 gradient
+// arrives as +0.0, as a sum into a zeroed dx gives). argmax as MaxPool2x2F32Fn wrote it.
+using MaxPool2x2BackwardF32Fn = void (*)(size_t channels, size_t height, size_t width,
+                                         const float* dy, const float* argmax, float* dx);
+
+// ---------------------------------------------------------------------------------------------
 // The dispatch table of one level.
 struct KernelTable {
   Isa isa = Isa::kReference;
@@ -157,6 +173,8 @@ struct KernelTable {
   // gemm_f32 is benchmarked against. Same contract as gemm_f32, except that Eigen allocates
   // its own packing buffers and ignores `workspace`.
   GemmF32Fn gemm_f32_eigen = nullptr;
+  MaxPool2x2F32Fn max_pool2x2_f32 = nullptr;
+  MaxPool2x2BackwardF32Fn max_pool2x2_backward_f32 = nullptr;
 };
 
 // The table of ActiveIsa().
