@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -46,6 +48,10 @@ namespace {
 
 // The outcome of a cohort member that has not answered yet.
 constexpr char kNoAnswer[] = "no answer";
+
+// The longest a cancellable wait goes without reading its flag: how late a stop request (Ctrl-C
+// on the coordinator, a dead sim-worker) can be noticed mid-round. An idle round wakes this often.
+constexpr Clock::Duration kCancelCheckInterval = std::chrono::milliseconds(100);
 
 // A round logs at most this many refused messages, so a misbehaving device cannot flood the log
 // (each one is still counted in num_stray_messages).
@@ -219,6 +225,24 @@ size_t RoundEngine::AcceptRegistrations() {
   return handled;
 }
 
+Result<Message> RoundEngine::ReceiveUnlessCancelled(RoundId round, Clock::Duration deadline,
+                                                    const std::atomic<bool>* cancel) {
+  if (cancel == nullptr) return channel_.Receive(deadline);
+  while (!cancel->load()) {
+    const Clock::Duration now = channel_.clock().Now();
+    const Clock::Duration until =
+        deadline - now > kCancelCheckInterval ? now + kCancelCheckInterval : deadline;
+    Result<Message> received = channel_.Receive(until);
+    // A slice that passes empty is not the round's deadline: read the flag and wait on.
+    if (received.ok() || until == deadline ||
+        received.status().code() != StatusCode::kDeadlineExceeded) {
+      return received;
+    }
+  }
+  return CancelledError("round " + std::to_string(round.value()) +
+                        " cancelled: stop requested while waiting for devices");
+}
+
 Status RoundEngine::ValidateUpdate(const transport::Update& update) const {
   if (update.delta.size() != global_weights_->size()) {
     return InvalidArgumentError("update has " + std::to_string(update.delta.size()) +
@@ -234,17 +258,19 @@ Status RoundEngine::ValidateUpdate(const transport::Update& update) const {
   return OkStatus();
 }
 
-void RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
-                                 std::map<ClientId, ClientOutcome>& outcomes, RoundReport& report,
-                                 double& weighted_loss) {
+Status RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
+                                   std::map<ClientId, ClientOutcome>& outcomes,
+                                   RoundReport& report, double& weighted_loss,
+                                   const std::atomic<bool>* cancel) {
   const PrivacyOptions& privacy = options_.privacy;
   const Clock::Duration deadline = options_.round_deadline == Clock::Duration::max()
                                        ? Clock::Duration::max()
                                        : report.started_at + options_.round_deadline;
   size_t num_answered = 0;
   while (report.num_clients_reported < options_.clients_per_round && num_answered < cohort.size()) {
-    Result<Message> received = channel_.Receive(deadline);
+    Result<Message> received = ReceiveUnlessCancelled(round, deadline, cancel);
     if (!received.ok()) {
+      if (received.status().code() == StatusCode::kCancelled) return received.status();
       if (received.status().code() != StatusCode::kDeadlineExceeded) {
         spdlog::warn("round {}: receive failed: {}", round.value(), received.status().ToString());
       }
@@ -296,12 +322,14 @@ void RoundEngine::CollectUpdates(RoundId round, const std::vector<ClientId>& coh
                                  transport::MessageTypeName(transport::TypeOf(message.body))};
     }
   }
+  return OkStatus();
 }
 
 Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vector<ClientId>& cohort,
                                                  const transport::PrivacySettings& settings,
                                                  std::map<ClientId, ClientOutcome>& outcomes,
-                                                 RoundReport& report, double& weighted_loss) {
+                                                 RoundReport& report, double& weighted_loss,
+                                                 const std::atomic<bool>* cancel) {
   using privacy::SecAggStep;
   namespace secagg = privacy::secagg;
   const secagg::SecAggConfig config{.num_clients = settings.cohort_size,
@@ -318,15 +346,20 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
           : report.started_at + options_.round_deadline;
 
   // One protocol step: wait for `step` from each index in `expected` and hand it to `accept`.
-  // Anything else from the cohort is recorded; a device that stays silent is a dropout.
+  // Anything else from the cohort is recorded; a device that stays silent is a dropout. When
+  // `cancel` ends the wait, `cancelled` says so, and the session must not go on to its next step.
+  Status cancelled;
   auto collect = [&](SecAggStep step, std::vector<uint32_t> expected,
                      const std::function<Status(uint32_t, privacy::SecAggMessage&)>& accept) {
     std::vector<uint8_t> waiting(cohort.size(), 0);
     for (uint32_t i : expected) waiting[i] = 1;
     size_t remaining = expected.size();
     while (remaining > 0) {
-      Result<Message> received = channel_.Receive(step_deadline);
-      if (!received.ok()) break;
+      Result<Message> received = ReceiveUnlessCancelled(round, step_deadline, cancel);
+      if (!received.ok()) {
+        if (received.status().code() == StatusCode::kCancelled) cancelled = received.status();
+        break;
+      }
       Message& message = *received;
       if (HandleControl(message)) continue;
       auto index = index_of.find(message.sender);
@@ -384,6 +417,7 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
     if (keys.sender != i) return InvalidArgumentError("advertised index does not match sender");
     return session.ReceiveAdvertiseKeys(keys);
   });
+  EDGEFL_RETURN_IF_ERROR(cancelled);
   EDGEFL_RETURN_IF_ERROR(session.FinishAdvertiseKeys());
   for (uint32_t i : session.ExpectedSenders()) {
     EDGEFL_ASSIGN_OR_RETURN(secagg::KeyDirectoryMessage directory, session.KeyDirectoryFor(i));
@@ -395,6 +429,7 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
     if (shares.sender != i) return InvalidArgumentError("share sender does not match sender");
     return session.ReceiveShareKeys(std::move(shares));
   });
+  EDGEFL_RETURN_IF_ERROR(cancelled);
   EDGEFL_RETURN_IF_ERROR(session.FinishShareKeys());
   for (uint32_t i : session.ExpectedSenders()) {
     EDGEFL_ASSIGN_OR_RETURN(secagg::ShareKeysRelayMessage relay, session.RelayFor(i));
@@ -406,6 +441,7 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
     if (masked.sender != i) return InvalidArgumentError("masked input sender does not match sender");
     return session.ReceiveMaskedInput(masked);
   });
+  EDGEFL_RETURN_IF_ERROR(cancelled);
   EDGEFL_ASSIGN_OR_RETURN(secagg::UnmaskRequestMessage request, session.FinishMaskedInputCollection());
   for (uint32_t i : request.survivors) send(i, request);
   // Step 3: unmasking, with dropped devices' masks recovered from their neighbours' shares.
@@ -414,6 +450,7 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
     if (response.sender != i) return InvalidArgumentError("unmask sender does not match sender");
     return session.ReceiveUnmaskResponse(response);
   });
+  EDGEFL_RETURN_IF_ERROR(cancelled);
   EDGEFL_ASSIGN_OR_RETURN(std::vector<uint32_t> sum, session.FinishUnmasking());
   EDGEFL_RETURN_IF_ERROR(privacy::Decode(sum, settings.encoding_scale, private_sum_));
   for (uint32_t i : request.survivors) {
@@ -442,7 +479,7 @@ Status RoundEngine::AccumulatePrivateSum(RoundId round, size_t num_clients) {
   return strategy_->AccumulateSum(private_sum_, static_cast<double>(num_clients), num_clients);
 }
 
-Result<RoundReport> RoundEngine::RunRound() {
+Result<RoundReport> RoundEngine::RunRound(const std::atomic<bool>* cancel) {
   AcceptRegistrations();
   const RoundId round = last_round_.Next();
   const PrivacyOptions& privacy = options_.privacy;
@@ -526,23 +563,29 @@ Result<RoundReport> RoundEngine::RunRound() {
   size_t num_in_private_sum = 0;
   if (privacy.secure_aggregation) {
     Result<size_t> survivors =
-        RunSecureAggregation(round, cohort, settings, outcomes, report, weighted_loss);
+        RunSecureAggregation(round, cohort, settings, outcomes, report, weighted_loss, cancel);
     if (survivors.ok()) {
       num_in_private_sum = *survivors;
     } else {
       aggregate_status = survivors.status();
-      spdlog::warn("round {}: secure aggregation aborted: {}", round.value(),
-                   survivors.status().message());
+      if (aggregate_status.code() != StatusCode::kCancelled) {
+        spdlog::warn("round {}: secure aggregation aborted: {}", round.value(),
+                     survivors.status().message());
+      }
     }
   } else {
-    CollectUpdates(round, cohort, outcomes, report, weighted_loss);
+    aggregate_status = CollectUpdates(round, cohort, outcomes, report, weighted_loss, cancel);
     num_in_private_sum = report.num_clients_reported;
   }
+  const bool cancelled = aggregate_status.code() == StatusCode::kCancelled;
 
   for (auto& [client, outcome] : outcomes) {
-    if (outcome.kind == ClientOutcomeKind::kDropped && outcome.reason == kNoAnswer &&
-        report.num_clients_reported >= options_.clients_per_round) {
-      outcome.reason = "not needed: enough updates arrived first";
+    if (outcome.kind == ClientOutcomeKind::kDropped && outcome.reason == kNoAnswer) {
+      if (cancelled) {
+        outcome.reason = "no answer before the round was cancelled";
+      } else if (report.num_clients_reported >= options_.clients_per_round) {
+        outcome.reason = "not needed: enough updates arrived first";
+      }
     }
     switch (outcome.kind) {
       case ClientOutcomeKind::kReported: break;
@@ -557,7 +600,10 @@ Result<RoundReport> RoundEngine::RunRound() {
   }
 
   last_round_ = round;
-  if (!aggregate_status.ok()) {
+  if (cancelled) {
+    strategy_->DiscardRound();
+    report.status = aggregate_status;
+  } else if (!aggregate_status.ok()) {
     strategy_->DiscardRound();
     report.status = AbortedError("round " + std::to_string(round.value()) + ": " +
                                  aggregate_status.message());
@@ -595,7 +641,7 @@ Result<RoundReport> RoundEngine::RunRound() {
   return report;
 }
 
-Result<RoundReport> RoundEngine::RunBufferedStep() {
+Result<RoundReport> RoundEngine::RunBufferedStep(const std::atomic<bool>* cancel) {
   if (options_.privacy.clips()) {
     return FailedPreconditionError(
         "buffered asynchronous aggregation (FedBuff) supports neither DP nor secure aggregation");
@@ -659,6 +705,7 @@ Result<RoundReport> RoundEngine::RunBufferedStep() {
 
   double weighted_loss = 0.0, staleness_sum = 0.0;
   size_t idle_receives = 0;
+  Status cancellation;  // kCancelled once `cancel` ended the step
   while (report.num_clients_reported < options_.clients_per_round) {
     top_up();
     if (in_flight_.empty()) break;  // nobody left to ask
@@ -668,8 +715,12 @@ Result<RoundReport> RoundEngine::RunBufferedStep() {
         wait = std::min(wait, info.sent_at + options_.round_deadline);
       }
     }
-    Result<Message> received = channel_.Receive(wait);
+    Result<Message> received = ReceiveUnlessCancelled(round, wait, cancel);
     if (!received.ok()) {
+      if (received.status().code() == StatusCode::kCancelled) {
+        cancellation = received.status();
+        break;
+      }
       if (received.status().code() != StatusCode::kDeadlineExceeded) {
         spdlog::warn("step {}: receive failed: {}", round.value(), received.status().ToString());
         break;
@@ -726,7 +777,10 @@ Result<RoundReport> RoundEngine::RunBufferedStep() {
     report.mean_staleness = staleness_sum / static_cast<double>(report.num_clients_reported);
   }
   last_round_ = round;
-  if (report.num_clients_reported < options_.min_clients_reported) {
+  if (!cancellation.ok()) {
+    strategy_->DiscardRound();
+    report.status = cancellation;
+  } else if (report.num_clients_reported < options_.min_clients_reported) {
     strategy_->DiscardRound();
     report.status = AbortedError("step " + std::to_string(round.value()) + ": " +
                                  std::to_string(report.num_clients_reported) +

@@ -279,6 +279,12 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
                                                 .body = transport::Goodbye{}});
     }
   };
+  // Asked to stop (a signal, or the simulator whose worker died) after `last_round`.
+  auto stop_early = [&](uint64_t last_round) {
+    spdlog::info("event=stopping reason=signal last_round={}", last_round);
+    send_goodbyes();
+    return OkStatus();
+  };
   while (engine.last_round().value() < config.rounds) {
     // Registration: wait (without busy spinning) until enough devices are connected.
     while (!stop.load()) {
@@ -289,18 +295,24 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
       tracked.SendKeepAlives(registry.Available(), engine.last_round());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (stop.load()) {
-      spdlog::info("event=stopping reason=signal last_round={}", engine.last_round().value());
-      send_goodbyes();
-      return OkStatus();
-    }
+    if (stop.load()) return stop_early(engine.last_round().value());
     tracked.SendKeepAlivesOlderThan(registry.Available(), engine.last_round(),
                                     silence_before_round);
     publish_metrics(engine.last_round().value() + 1);
     const auto started = std::chrono::steady_clock::now();
-    EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound());
+    // With no deadline a round waits for every member: `stop` must be able to end it.
+    EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound(&stop));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (report.status.code() == StatusCode::kCancelled) {
+      // Nothing of the round is kept (no checkpoint, export or on_round; the weights are as the
+      // round before left them), so a restart from the checkpoint runs this round again.
+      spdlog::info("event=round_cancelled round={} selected={} reported={} seconds={:.3f} "
+                   "status=\"{}\"",
+                   report.round.value(), report.num_clients_selected,
+                   report.num_clients_reported, seconds, report.status.ToString());
+      return stop_early(report.round.value() - 1);
+    }
     spdlog::info(
         "event=round round={} applied={} selected={} reported={} dropped={} rejected={} "
         "train_loss={:.6f} epsilon={:.4f} seconds={:.3f} connected={} status=\"{}\"",

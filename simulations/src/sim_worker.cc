@@ -532,8 +532,8 @@ Result<SimulationResult> RunWorkerSimulation(
   }
 
   // The coordinator service on a thread of this process; the hooks evaluate each round as
-  // RunSimulation does. sim_seconds is the service's (wall) clock at the round's end.
-  // Shared with the service thread, which may outlive this call (see the failure path).
+  // RunSimulation does. sim_seconds is the service's (wall) clock at the round's end. Every
+  // path out of this call joins the thread: setting `stop` ends the service even mid-round.
   struct ServiceState {
     std::promise<std::string> listening;
     bool endpoint_set = false;  // touched by the service thread only
@@ -541,22 +541,15 @@ Result<SimulationResult> RunWorkerSimulation(
     std::atomic<bool> done{false};
     std::atomic<size_t> rounds_done{0};
     Status status;
-    // Held by on_round while it runs; once `abandoned` is set, on_round touches nothing of this
-    // call's frame (result, data, the caller's on_round), which may be gone.
-    std::mutex hooks_mutex;
-    bool abandoned = false;
   };
-  auto state = std::make_shared<ServiceState>();
-  std::future<std::string> endpoint_future = state->listening.get_future();
+  ServiceState state;
+  std::future<std::string> endpoint_future = state.listening.get_future();
   coordinator::ServiceHooks hooks;
-  hooks.on_listening = [state](const std::string& endpoint) {
-    state->endpoint_set = true;
-    state->listening.set_value(endpoint);
+  hooks.on_listening = [&state](const std::string& endpoint) {
+    state.endpoint_set = true;
+    state.listening.set_value(endpoint);
   };
-  hooks.on_round = [&, state](const coordinator::RoundReport& report,
-                              std::span<const float> weights) {
-    std::lock_guard<std::mutex> lock(state->hooks_mutex);
-    if (state->abandoned) return;
+  hooks.on_round = [&](const coordinator::RoundReport& report, std::span<const float> weights) {
     RoundRecord record =
         MakeRoundRecord(config, report.round.value(), report, ToSeconds(report.finished_at),
                         weights, data, eval_workspaces);
@@ -565,22 +558,22 @@ Result<SimulationResult> RunWorkerSimulation(
     result.rounds.push_back(record);
     result.final_weights.assign(weights.begin(), weights.end());
     if (on_round) on_round(record);
-    state->rounds_done.store(result.rounds.size());
+    state.rounds_done.store(result.rounds.size());
   };
   // The service logs every device that joins; the simulation prints its own progress.
   const spdlog::level::level_enum log_level = spdlog::get_level();
   spdlog::set_level(std::max(log_level, spdlog::level::err));
-  std::thread service([state, hooks, service_config = ServiceConfigFor(config, spec)] {
-    state->status = coordinator::RunService(service_config, state->stop, hooks);
-    if (!state->endpoint_set) state->listening.set_value("");
-    state->done.store(true);
+  std::thread service([&state, hooks, service_config = ServiceConfigFor(config, spec)] {
+    state.status = coordinator::RunService(service_config, state.stop, hooks);
+    if (!state.endpoint_set) state.listening.set_value("");
+    state.done.store(true);
   });
   const std::string endpoint = endpoint_future.get();
   if (endpoint.empty()) {
     service.join();
     spdlog::set_level(log_level);
-    return state->status.ok() ? InternalError("the coordinator service did not start")
-                              : state->status;
+    return state.status.ok() ? InternalError("the coordinator service did not start")
+                             : state.status;
   }
 
   // Devices split evenly; worker k hosts [k * clients / K, (k + 1) * clients / K).
@@ -619,42 +612,27 @@ Result<SimulationResult> RunWorkerSimulation(
   // they exit on the service's Goodbye, possibly before the service returns.) Polling with
   // WNOHANG for our own pids leaves SIGCHLD and other children to the rest of the program.
   const auto failed = [&](const WorkerProcess& worker) {
-    return state->rounds_done.load() < config.rounds || !worker.status_known ||
+    return state.rounds_done.load() < config.rounds || !worker.status_known ||
            !WIFEXITED(worker.status) || WEXITSTATUS(worker.status) != 0;
   };
   std::optional<size_t> dead;  // index in `workers` of the first one that failed
-  while (failure.ok() && !dead && !state->done.load()) {
+  while (failure.ok() && !dead && !state.done.load()) {
     for (size_t k = 0; k < workers.size() && !dead; ++k) {
-      if (Reap(workers[k]) && !state->done.load() && failed(workers[k])) dead = k;
+      if (Reap(workers[k]) && !state.done.load() && failed(workers[k])) dead = k;
     }
     if (!dead) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // A worker that stops on SIGTERM within this long is stopping normally; see StopWorkers.
   constexpr std::chrono::milliseconds kWorkerStopGrace{2000};
   if (!failure.ok() || dead) {
-    // The service checks `stop` while it waits for devices and between rounds and then returns
-    // at once (after finishing a round whose last updates were already queued). Inside a round
-    // it cannot: the round waits for every cohort member (no deadline, for results equal to the
-    // in-process simulator's) and the engine takes no stop flag, so with the devices gone the
-    // service thread stays blocked in its receive. It is then left there, with the hooks
-    // disowned, owning only what it touches; it ends with the process.
-    state->stop.store(true);
+    // The rounds have no deadline (for results equal to the in-process simulator's), so with a
+    // worker's devices gone the round in hand would wait for them forever. `stop` cancels it
+    // (RoundEngine::RunRound's cancel flag, read every 100 ms), and the service returns,
+    // applying nothing of it and passing it to no hook; a round whose last updates were already
+    // queued finishes first. So the thread is joined, never left behind.
+    state.stop.store(true);
     StopWorkers(workers, kWorkerStopGrace);
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-    while (!state->done.load() && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    {
-      std::lock_guard<std::mutex> lock(state->hooks_mutex);
-      state->abandoned = true;
-    }
-    if (state->done.load()) {
-      service.join();
-    } else {
-      spdlog::debug("the coordinator service is blocked in round {}; leaving its thread",
-                    state->rounds_done.load() + 1);
-      service.detach();
-    }
+    service.join();
     spdlog::set_level(log_level);
     if (!dead) return failure;
     const WorkerProcess& worker = workers[*dead];
@@ -664,17 +642,17 @@ Result<SimulationResult> RunWorkerSimulation(
       others += (others.empty() ? "" : "; ") + Name(other) + " " + DescribeExit(other);
     }
     return InternalError(Name(worker) + " " + DescribeExit(worker) + " after " +
-                         std::to_string(state->rounds_done.load()) + " of " +
+                         std::to_string(state.rounds_done.load()) + " of " +
                          std::to_string(config.rounds) + " rounds; the simulation stopped" +
                          (others.empty() ? "" : " (stopped " + others + ")") + ". " +
                          Tail(worker.log));
   }
   service.join();
   spdlog::set_level(log_level);
-  if (!state->status.ok()) {
+  if (!state.status.ok()) {
     // Without the service's Goodbyes the workers would wait out their silence timeout.
     StopWorkers(workers, kWorkerStopGrace);
-    return state->status;
+    return state.status;
   }
   // After the Goodbyes every worker exits; give them a moment to flush.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);

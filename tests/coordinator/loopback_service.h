@@ -1,6 +1,7 @@
 // For the coordinator tests that run RunService on loopback with device threads: a fresh
 // folder, a plaintext service for TinyDataset's logistic regression, waiting for the files the
-// service writes once bound, and the real device process on a shard of the tiny dataset.
+// service writes once bound, the real device process on a shard of the tiny dataset, and a bare
+// device that registers and answers only what the test sends.
 //
 //   ServiceConfig config = testing::LoopbackServiceConfig(testing::TempDir("run"));
 //   std::thread service([&] { status = RunService(config, stop); });
@@ -19,12 +20,15 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "edgefl/client/device_process.h"
+#include "edgefl/common/clock.h"
 #include "edgefl/coordinator/service.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
+#include "edgefl/transport/zmq_channel.h"
 
 namespace edgefl::coordinator::testing {
 
@@ -77,6 +81,30 @@ inline client::DeviceProcessOptions LoopbackDeviceOptions(const std::string& end
   options.channel.heartbeat_interval = std::chrono::milliseconds(200);
   options.channel.linger = std::chrono::milliseconds(0);
   return options;
+}
+
+// A device channel on `endpoint` that has said Hello and answers only what the test sends
+// through it; left alone, a cohort member that never reports. Its heartbeats (every 200 ms) keep
+// it registered. `clock` must outlive it.
+inline Result<std::unique_ptr<transport::ZmqDeviceChannel>> ConnectBareDevice(
+    const std::string& endpoint, const Clock& clock) {
+  EDGEFL_ASSIGN_OR_RETURN(std::unique_ptr<transport::ZmqDeviceChannel> device,
+                          transport::ZmqDeviceChannel::Create(
+                              LoopbackDeviceOptions(endpoint).channel, clock));
+  EDGEFL_RETURN_IF_ERROR(
+      device->Send(transport::Message{.body = transport::Hello{.device_name = "silent"}}));
+  return device;
+}
+
+// The first message of type `T` that `device` receives, skipping others (Welcome, keep-alives).
+// kDeadlineExceeded when none comes within a minute: the test fails instead of hanging.
+template <typename T>
+Result<transport::Message> AwaitMessage(transport::DeviceChannel& device) {
+  const Clock::Duration give_up = device.clock().Now() + std::chrono::minutes(1);
+  while (true) {
+    Result<transport::Message> received = device.Receive(give_up);
+    if (!received.ok() || std::holds_alternative<T>(received->body)) return received;
+  }
 }
 
 // The device process with the built-in trainer and its own logistic regression on `shard` of

@@ -2,16 +2,20 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "edgefl/aggregation/strategy.h"
 #include "edgefl/coordinator/selection.h"
 #include "edgefl/transport/in_process_channel.h"
+#include "edgefl/transport/zmq_channel.h"
+#include "coordinator/loopback_service.h"
 
 namespace edgefl::coordinator {
 namespace {
@@ -194,6 +198,95 @@ TEST_CASE("A round below the minimum cohort leaves the global weights unchanged"
   RoundReport next = engine.RunRound().value();
   REQUIRE(next.status.ok());
   CHECK(engine.global_weights()[0] == doctest::Approx(2.0));
+}
+
+TEST_CASE("A cancelled round applies nothing and the next round sees none of its updates") {
+  ScriptedDevices devices;
+  devices.Register(2);
+  devices.delay = [](ClientId) { return Clock::Duration(0); };
+  std::atomic<bool> cancel{false};
+  std::vector<uint64_t> versions_sent;
+  // Round 1: client 1 answers at once; client 2 never answers, and the flag is set as it is
+  // asked, so the engine holds client 1's update when it notices.
+  devices.reply = [&](ClientId id,
+                      const transport::RoundStart& start) -> std::optional<transport::Body> {
+    versions_sent.push_back(start.model_version);
+    if (id.value() == 2) {
+      cancel.store(true);
+      return std::nullopt;
+    }
+    return MakeUpdate({10, 10, 10}, 1);
+  };
+  ClientRegistry registry;
+  RoundEngine engine({.clients_per_round = 2}, {1, 1, 1}, FedAvg(), devices.channel, registry);
+  RoundReport cancelled = engine.RunRound(&cancel).value();
+  CHECK(cancelled.status.code() == StatusCode::kCancelled);
+  CHECK(cancelled.status.message().find("round 1 cancelled") != std::string::npos);
+  CHECK(cancelled.num_clients_reported == 1);
+  CHECK(cancelled.outcomes[1].kind == ClientOutcomeKind::kDropped);
+  CHECK(cancelled.outcomes[1].reason == "no answer before the round was cancelled");
+  CHECK(std::vector<float>(engine.global_weights().begin(), engine.global_weights().end()) ==
+        std::vector<float>{1, 1, 1});
+  CHECK(engine.last_round() == RoundId{1});
+
+  // Round 2 starts from the same model version, and its mean holds only its own updates.
+  cancel.store(false);
+  devices.reply = [&](ClientId id,
+                      const transport::RoundStart& start) -> std::optional<transport::Body> {
+    versions_sent.push_back(start.model_version);
+    return MakeUpdate({id.value() == 1 ? 2.0f : 4.0f, 0, 0}, 1);
+  };
+  RoundReport next = engine.RunRound(&cancel).value();
+  REQUIRE(next.status.ok());
+  CHECK(next.round == RoundId{2});
+  CHECK(std::vector<float>(engine.global_weights().begin(), engine.global_weights().end()) ==
+        std::vector<float>{4, 1, 1});
+  CHECK(versions_sent == std::vector<uint64_t>{0, 0, 0, 0});
+}
+
+TEST_CASE("A flag set from another thread ends a round that would wait forever for a device" *
+          doctest::test_suite("integration")) {
+  WallClock clock;
+  std::unique_ptr<transport::ZmqCoordinatorChannel> channel =
+      transport::ZmqCoordinatorChannel::Create(
+          {.endpoint = "tcp://127.0.0.1:*", .insecure_plaintext = true}, clock)
+          .value();
+  std::unique_ptr<transport::ZmqDeviceChannel> answering =
+      testing::ConnectBareDevice(channel->endpoint(), clock).value();
+  std::unique_ptr<transport::ZmqDeviceChannel> silent =
+      testing::ConnectBareDevice(channel->endpoint(), clock).value();
+  ClientRegistry registry;
+  // No round deadline: without the flag this round would wait for the silent device forever.
+  RoundEngine engine({.clients_per_round = 2}, {1, 1, 1}, FedAvg(), *channel, registry);
+  while (registry.size() < 2) {
+    engine.AcceptRegistrations();
+    std::this_thread::yield();
+  }
+
+  std::atomic<bool> cancel{false};
+  Status devices_status;
+  std::thread devices([&] {
+    devices_status = [&]() -> Status {
+      EDGEFL_ASSIGN_OR_RETURN(Message start,
+                              testing::AwaitMessage<transport::RoundStart>(*answering));
+      EDGEFL_RETURN_IF_ERROR(
+          answering->Send(Message{.round = start.round, .body = MakeUpdate({7, 7, 7}, 1)}));
+      EDGEFL_RETURN_IF_ERROR(testing::AwaitMessage<transport::RoundStart>(*silent).status());
+      return OkStatus();
+    }();
+    cancel.store(true);
+  });
+  Result<RoundReport> report = engine.RunRound(&cancel);
+  devices.join();
+  REQUIRE(devices_status.ok());
+  REQUIRE(report.ok());
+  CHECK(report->status.code() == StatusCode::kCancelled);
+  CHECK(report->num_clients_selected == 2);
+  // The silent device is still awaited when the flag is read (the answering one may or may not
+  // have been read first).
+  CHECK(report->num_clients_dropped >= 1);
+  CHECK(std::vector<float>(engine.global_weights().begin(), engine.global_weights().end()) ==
+        std::vector<float>{1, 1, 1});
 }
 
 TEST_CASE("Cohort selection is seeded, uniform and without repeats") {

@@ -2,6 +2,7 @@
 // (client::Device) behind the in-process channel.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <numeric>
 
@@ -199,6 +200,31 @@ TEST_CASE("A secure round aborts cleanly when fewer devices than the threshold r
   RoundReport report = engine.RunRound().value();
   CHECK(report.status.code() == StatusCode::kAborted);
   CHECK(Weights(engine) == std::vector<float>(fleet.num_parameters(), 0.0f));
+}
+
+TEST_CASE("A secure round cancelled mid-protocol applies nothing and the next round runs") {
+  Fleet fleet(4);
+  std::atomic<bool> cancel{false};
+  // The flag is set as the key directories go out, so the engine notices it while it waits for
+  // the encrypted shares (step 1).
+  fleet.drop = [&](ClientId, const Message& m) {
+    if (std::holds_alternative<transport::SecAggPayload>(m.body)) cancel.store(true);
+    return false;
+  };
+  ClientRegistry registry;
+  RoundEngine engine = fleet.MakeEngine({.secure_aggregation = true}, registry);
+  Result<RoundReport> cancelled = engine.RunRound(&cancel);
+  REQUIRE(cancelled.ok());
+  CHECK(cancelled->status.code() == StatusCode::kCancelled);
+  CHECK(cancelled->num_clients_reported == 0);
+  CHECK(Weights(engine) == std::vector<float>(fleet.num_parameters(), 0.0f));
+
+  cancel.store(false);
+  fleet.drop = [](ClientId, const Message&) { return false; };
+  RoundReport next = engine.RunRound(&cancel).value();
+  REQUIRE(next.status.ok());
+  CHECK(next.num_clients_reported == 4);
+  CHECK(Weights(engine) != std::vector<float>(fleet.num_parameters(), 0.0f));
 }
 
 TEST_CASE("Central DP clips, adds noise, and reports a growing epsilon") {

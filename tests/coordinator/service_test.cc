@@ -5,12 +5,15 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <span>
 #include <thread>
 
 #include "edgefl/client/device_process.h"
 #include "edgefl/coordinator/checkpoint.h"
 #include "edgefl/models/dataset.h"
 #include "edgefl/models/model.h"
+#include "edgefl/transport/zmq_channel.h"
 #include "coordinator/loopback_service.h"
 #include "coordinator/tiny_dataset.h"
 
@@ -141,6 +144,49 @@ TEST_CASE("the service runs secure rounds with device processes, checkpoints and
   REQUIRE(checkpoint.ok());
   CHECK(checkpoint->round == 3);
   CHECK(after_three != after_two);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a stop request mid-round ends the service without applying or saving the round" *
+          doctest::test_suite("integration")) {
+  const auto dir = TempDir("cancel");
+  const models::Dataset data = testing::TinyDataset(40);
+  ServiceConfig config = testing::LoopbackServiceConfig(dir);
+  config.rounds = 3;
+  config.min_clients = 2;
+  config.clients_per_round = 2;
+  config.round_deadline_seconds = 0;  // wait for every cohort member
+  config.checkpoint = (dir / "ckpt.bin").string();
+  config.export_model = (dir / "model.safetensors").string();
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds_seen{0};
+  ServiceHooks hooks;
+  hooks.on_round = [&](const RoundReport&, std::span<const float>) { ++rounds_seen; };
+  Status service_status = InternalError("RunService did not return");
+  std::thread service([&] { service_status = RunService(config, stop, hooks); });
+  const std::string endpoint = testing::WaitForLine(config.endpoint_file);
+
+  // A real device that answers, and one that takes its RoundStart and never answers.
+  std::atomic<bool> device_stop{false};
+  std::thread device([&] {
+    (void)testing::RunTinyDevice(testing::LoopbackDeviceOptions(endpoint), data,
+                                 testing::RoundRobinShards(data, 1)[0], device_stop);
+  });
+  WallClock clock;
+  std::unique_ptr<transport::ZmqDeviceChannel> silent =
+      testing::ConnectBareDevice(endpoint, clock).value();
+  REQUIRE(testing::AwaitMessage<transport::RoundStart>(*silent).ok());
+
+  stop = true;
+  service.join();
+  CHECK(service_status.ok());
+  CHECK(rounds_seen == 0);
+  CHECK_FALSE(std::filesystem::exists(config.checkpoint));
+  CHECK_FALSE(std::filesystem::exists(config.export_model));
+  // The devices are told the run is over.
+  CHECK(testing::AwaitMessage<transport::Goodbye>(*silent).ok());
+  device_stop = true;
+  device.join();
   std::filesystem::remove_all(dir);
 }
 

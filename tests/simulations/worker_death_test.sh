@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A sim-worker killed mid-run (SIGKILL, as an operator or the out-of-memory killer does) stops
-# `edgefl simulate --workers 2` fast: it exits non-zero within 10 s, stderr names the dead worker
-# and signal 9 and the other worker it stopped, no sim-worker of the run is left, and rounds.csv
-# keeps the rounds completed before the death. The run is long (5000 rounds), so it is still
-# running when the worker dies on any machine.
+# `edgefl simulate --workers 2` fast: it exits within 10 s with its error code 1 (a return from
+# main after the coordinator service's thread, cancelled mid-round, was joined: no crash, no
+# abort), stderr names the dead worker and signal 9 and the other worker it stopped and holds
+# nothing else, no sim-worker of the run is left, and rounds.csv keeps the rounds completed
+# before the death. The run is long (5000 rounds), so it is still running when the worker dies on
+# any machine.
 # Usage: worker_death_test.sh EDGEFL_BINARY
 set -euo pipefail
 edgefl=$1
@@ -74,6 +76,7 @@ rc=0
 wait "$sim" || rc=$?
 sim=
 [ "$rc" -ne 0 ] || fail "simulate exited 0 after a worker died"
+[ "$rc" -eq 1 ] || fail "simulate exited with status $rc, not its error code 1 (a crash or abort?)"
 
 grep -qF "sim-worker 1 (pid $victim, devices 11..20) was killed by signal 9 (SIGKILL" \
   "$work/err.log" || fail "stderr does not name the dead worker and signal 9"
@@ -97,6 +100,10 @@ grep -qF "after $rows of 5000 rounds; the simulation stopped" "$work/err.log" \
 grep -qF "rounds.csv keeps the $rows completed rounds" "$work/err.log" \
   || fail "stderr does not say rounds.csv keeps the completed rounds"
 [ "$(grep -c '^round ' "$work/out.log")" -eq "$rows" ] || fail "stdout and rounds.csv disagree"
+# stderr is the error and the rounds.csv note: the worker-death message with the dead worker's
+# log tail (indented lines), nothing from a thread left running or a failed check.
+unexpected=$(grep -vE '^edgefl simulate: |^  ' "$work/err.log" || true)
+[ -z "$unexpected" ] || fail "stderr has more than the worker-death message: $unexpected"
 echo "simulate stopped ${elapsed_ms} ms after sim-worker $victim was killed; rounds.csv keeps" \
   "$rows rounds"
 echo "worker death: OK"

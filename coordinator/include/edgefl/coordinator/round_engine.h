@@ -8,14 +8,20 @@
 // it arrives (O(model) memory); apply the server step; publish. A client's failure is data:
 // every cohort member's outcome is recorded in the RoundReport and the round goes on.
 //
+// A round with no deadline waits for every member; a caller that must be able to stop it (the
+// coordinator service on SIGINT, `edgefl simulate --workers` when a worker dies) passes a
+// cancel flag, and the round ends within 100 ms of the flag being set, applying nothing.
+//
 // The engine owns the global weights and the strategy; it borrows the channel and registry.
-// Driven by one thread.
+// Driven by one thread; only the cancel flag may be written by other threads (or a signal
+// handler).
 //
 //   RoundEngine engine(options, initial_weights, std::move(strategy), channel, registry);
 //   engine.AcceptRegistrations();
-//   EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound());
+//   EDGEFL_ASSIGN_OR_RETURN(RoundReport report, engine.RunRound(&stop));
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -158,7 +164,18 @@ class RoundEngine {
   // Runs the next round. Errors only for the engine's own failures; a round that collected
   // too few updates returns an OK Result whose report.status says why. kFailedPrecondition
   // when fewer clients are registered than min_clients_reported.
-  Result<RoundReport> RunRound();
+  //
+  // `cancel` (optional, borrowed for the call) is read while the round waits for devices. Once
+  // it reads true the round stops waiting and returns an OK Result with report.status
+  // kCancelled ("round N cancelled: ..."): what arrived is discarded, the global weights, model
+  // version and privacy accounting stay as they were, members still awaited are dropped, and
+  // the round id is used up, so late answers to it are ignored as strays. A round that has
+  // everything it waits for when the flag is set completes as usual. With a flag, each wait
+  // lasts at most 100 ms of the channel's clock before the flag is read again; pass one only
+  // with a channel on a wall clock (the ZeroMQ channel). The in-process channel never blocks
+  // (it returns kDeadlineExceeded when nothing is left to arrive) and needs none: sliced waits
+  // would move its virtual clock through an idle round 100 ms at a time.
+  Result<RoundReport> RunRound(const std::atomic<bool>* cancel = nullptr);
 
   // One FedBuff server step (Nguyen et al. 2022; aggregation/fedbuff.h): keeps
   // async_concurrency devices training (each on the model version current when it was sent,
@@ -168,7 +185,9 @@ class RoundEngine {
   // num_clients_selected counts devices sent work during this step and num_clients_dropped
   // those given up (past round_deadline since they were sent, or lost). kFailedPrecondition
   // with DP or secure aggregation (not supported asynchronously) or with no registered client.
-  Result<RoundReport> RunBufferedStep();
+  // `cancel` as for RunRound: a cancelled step applies nothing (report.status kCancelled) and
+  // keeps the devices it sent work to in flight for the next step.
+  Result<RoundReport> RunBufferedStep(const std::atomic<bool>* cancel = nullptr);
 
   std::span<const float> global_weights() const { return *global_weights_; }
   // Replaces the global weights and round counter (checkpoint resume). kInvalidArgument on a
@@ -190,17 +209,23 @@ class RoundEngine {
   // was a control message (registration, heartbeat, goodbye).
   bool HandleControl(const transport::Message& message);
   Status ValidateUpdate(const transport::Update& update) const;
+  // The channel's next message before `deadline`; with a `cancel` flag, kCancelled once it
+  // reads true (RunRound's contract).
+  Result<transport::Message> ReceiveUnlessCancelled(RoundId round, Clock::Duration deadline,
+                                                    const std::atomic<bool>* cancel);
   // Collects plain (float) updates; folds them into the strategy, or, with DP, clips them into
-  // private_sum_.
-  void CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
-                      std::map<ClientId, ClientOutcome>& outcomes, RoundReport& report,
-                      double& weighted_loss);
+  // private_sum_. kCancelled when `cancel` cut the collection short.
+  Status CollectUpdates(RoundId round, const std::vector<ClientId>& cohort,
+                        std::map<ClientId, ClientOutcome>& outcomes, RoundReport& report,
+                        double& weighted_loss, const std::atomic<bool>* cancel);
   // Runs the four secure-aggregation steps; leaves the decoded sum in private_sum_ and returns
-  // the number of devices in it (kAborted below the threshold).
+  // the number of devices in it (kAborted below the threshold, kCancelled when `cancel` cut a
+  // step short).
   Result<size_t> RunSecureAggregation(RoundId round, const std::vector<ClientId>& cohort,
                                       const transport::PrivacySettings& settings,
                                       std::map<ClientId, ClientOutcome>& outcomes,
-                                      RoundReport& report, double& weighted_loss);
+                                      RoundReport& report, double& weighted_loss,
+                                      const std::atomic<bool>* cancel);
   // Adds central noise to private_sum_ when configured and hands it to the strategy.
   Status AccumulatePrivateSum(RoundId round, size_t num_clients);
 

@@ -7,10 +7,14 @@
 // `heartbeat_timeout_seconds` are forgotten. Between rounds a device that has heard nothing for
 // a third of `device_silence_timeout_seconds` gets a keep-alive (keep_alive.h), so none
 // reconnects for want of a message, and N idle devices cost N / (timeout / 3) messages per
-// second. When done (or asked to stop) it sends every device a Goodbye and returns. The weights
-// are seeded as in the simulator (same seed derivations). With `metrics_address` set it serves
-// Prometheus metrics (metrics.h) on `GET /metrics` from its own threads; with `export_model` set
-// it writes the global model as safetensors after every round and at the end.
+// second. When done (or asked to stop) it sends every device a Goodbye and returns. A stop
+// request during a round cancels the round within about 100 ms, even with no round deadline
+// (RoundEngine::RunRound's cancel flag): the round is logged as `event=round_cancelled` and is
+// not checkpointed, exported or passed to on_round, so a restart from the checkpoint runs it
+// again. The weights are seeded as in the simulator (same seed derivations). With
+// `metrics_address` set it serves Prometheus metrics (metrics.h) on `GET /metrics` from its own
+// threads; with `export_model` set it writes the global model as safetensors after every round
+// and at the end.
 //
 // Thread-safety: RunService runs on the calling thread; `stop` may be set from a signal handler.
 //
@@ -116,12 +120,15 @@ std::string FormatServiceConfig(const ServiceConfig& config);
 struct ServiceHooks {
   // Once the channel is bound, with the port resolved ("tcp://127.0.0.1:40123").
   std::function<void(const std::string& endpoint)> on_listening;
-  // After each round (and its checkpoint): the report and the global weights it left.
+  // After each round (and its checkpoint): the report and the global weights it left. Not
+  // called for a round cancelled by `stop`.
   std::function<void(const RoundReport& report, std::span<const float> global_weights)> on_round;
 };
 
-// Runs the service until `config.rounds` rounds are complete or `stop` becomes true. Errors:
-// an invalid config, channel creation, a corrupted checkpoint, an engine failure.
+// Runs the service until `config.rounds` rounds are complete or `stop` becomes true; once it is
+// set, returns within about 100 ms plus the time to finish the step in hand (a round whose
+// updates are all in, its checkpoint and on_round). OK in both cases. Errors: an invalid config,
+// channel creation, a corrupted checkpoint, an engine failure.
 [[nodiscard]] Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
                                 const ServiceHooks& hooks = {});
 
