@@ -38,7 +38,11 @@ using kernels::Transpose;
 struct ThreadBuffers {
   std::vector<float> columns;
   std::vector<float> padded;
+  std::vector<float> partials;  // per-thread weight gradients (SumOverChunks)
 };
+
+// With fewer columns of dW than this per thread, the weight gradient splits over examples.
+constexpr size_t kMinWeightColumnsPerThread = 64;
 
 ThreadBuffers& Buffers() {
   thread_local ThreadBuffers buffers;
@@ -268,46 +272,70 @@ class Conv2d final : public Layer {
     // db[o] = sum over examples and pixels of dY[n, o, :], in kLanes running sums: one float
     // chain is bound by the add's latency (it was 3% of a cnn step) and the compiler may not
     // reorder it, but it vectorises independent lanes.
+    // Split over channels, each summed whole by one thread.
     constexpr size_t kLanes = 16;
-    for (int64_t o = 0; o < out_; ++o) {
-      float lanes[kLanes] = {};
-      for (size_t n = 0; n < batch; ++n) {
-        const float* dy = d_out.data() + n * OutSize() + static_cast<size_t>(o) * pixels;
-        size_t p = 0;
-        for (; p + kLanes <= pixels; p += kLanes) {
-          for (size_t j = 0; j < kLanes; ++j) lanes[j] += dy[p + j];
+    ForEachChunk(static_cast<size_t>(out_), pass.parallel, [&](size_t begin, size_t end) {
+      for (size_t o = begin; o < end; ++o) {
+        float lanes[kLanes] = {};
+        for (size_t n = 0; n < batch; ++n) {
+          const float* dy = d_out.data() + n * OutSize() + o * pixels;
+          size_t p = 0;
+          for (; p + kLanes <= pixels; p += kLanes) {
+            for (size_t j = 0; j < kLanes; ++j) lanes[j] += dy[p + j];
+          }
+          for (; p < pixels; ++p) lanes[p % kLanes] += dy[p];
         }
-        for (; p < pixels; ++p) lanes[p % kLanes] += dy[p];
+        float sum = 0.0f;
+        for (float lane : lanes) sum += lane;
+        d_bias[o] = sum;
       }
-      float sum = 0.0f;
-      for (float lane : lanes) sum += lane;
-      d_bias[o] = sum;
-    }
+    });
     if (winograd_) {
       winograd_->Backward(batch, in.data(), weight, d_out.data(), d_weight,
                           d_in.empty() ? nullptr : d_in.data(), pass.parallel);
       return;
     }
-    // dW = sum_n dY_n col_n^T, split over the columns of dW (the rows of col), so that no two
-    // threads write the same values and each builds only its own rows of every example's
-    // column matrix. Each GEMM keeps all out_ rows: the AVX-512 and AVX2 kernels choose their
-    // path from the row count and depth, not the column count, so every value is summed in
-    // the same order whatever the number of threads and a threaded pass gives the serial
-    // pass's bits there (where a level falls back to Eigen, whose blocking also looks at the
-    // column count, the two may differ in rounding).
-    ForEachChunk(rows, pass.parallel, [&](size_t begin, size_t end) {
-      float* col = IsPointwise() ? nullptr : ColumnBuffer((end - begin) * pixels);
-      float* workspace = internal::ThreadGemmWorkspace();
-      for (size_t n = 0; n < batch; ++n) {
-        const float* x = in.data() + n * InSize();
-        if (!IsPointwise()) {
-          Im2Col(g_, x, static_cast<int64_t>(begin), static_cast<int64_t>(end), col);
+    // dW = sum_n dY_n col_n^T. With few columns (a first layer's C k^2: 25 for the cnn's
+    // conv1), split over examples: each thread sums its examples' products whole into its own
+    // partial dW, and the partials are added in thread order (SumOverChunks). Split over 25
+    // columns, each thread had a GEMM of 12 or 13 columns on 32-wide register tiles, and two
+    // threads took longer than one.
+    if (pass.parallel && rows < kMinWeightColumnsPerThread * static_cast<size_t>(NumThreads())) {
+      const auto accumulate = [&](size_t begin, size_t end, float* partial) {
+        float* col = IsPointwise() ? nullptr : ColumnBuffer(rows * pixels);
+        float* workspace = internal::ThreadGemmWorkspace();
+        for (size_t n = begin; n < end; ++n) {
+          const float* x = in.data() + n * InSize();
+          if (!IsPointwise()) Im2Col(g_, x, 0, g_.column_rows(), col);
+          gemm(Transpose::kNo, Transpose::kYes, static_cast<size_t>(out_), rows, pixels, 1.0f,
+               d_out.data() + n * OutSize(), pixels, IsPointwise() ? x : col, pixels,
+               n == begin ? 0.0f : 1.0f, partial, rows, workspace);
         }
-        gemm(Transpose::kNo, Transpose::kYes, static_cast<size_t>(out_), end - begin, pixels, 1.0f,
-             d_out.data() + n * OutSize(), pixels, IsPointwise() ? x + begin * pixels : col,
-             pixels, n == 0 ? 0.0f : 1.0f, d_weight + begin, rows, workspace);
-      }
-    });
+      };
+      internal::SumOverChunks(batch, true, WeightSize(), Buffers().partials, d_weight, accumulate);
+    } else {
+      // Else split over the columns of dW (the rows of col), so that no two threads write the
+      // same values and each builds only its own rows of every example's column matrix. Each
+      // GEMM keeps all out_ rows: the AVX-512 and AVX2 kernels choose their path from the row
+      // count and depth, not the column count, so every value is summed in the same order
+      // whatever the number of threads and a threaded pass gives the serial pass's bits there
+      // (where a level falls back to Eigen, whose blocking also looks at the column count, the
+      // two may differ in rounding).
+      ForEachChunk(rows, pass.parallel, [&](size_t begin, size_t end) {
+        float* col = IsPointwise() ? nullptr : ColumnBuffer((end - begin) * pixels);
+        float* workspace = internal::ThreadGemmWorkspace();
+        for (size_t n = 0; n < batch; ++n) {
+          const float* x = in.data() + n * InSize();
+          if (!IsPointwise()) {
+            Im2Col(g_, x, static_cast<int64_t>(begin), static_cast<int64_t>(end), col);
+          }
+          gemm(Transpose::kNo, Transpose::kYes, static_cast<size_t>(out_), end - begin, pixels,
+               1.0f, d_out.data() + n * OutSize(), pixels,
+               IsPointwise() ? x + begin * pixels : col, pixels, n == 0 ? 0.0f : 1.0f,
+               d_weight + begin, rows, workspace);
+        }
+      });
+    }
     // dX_n = col2im(W^T dY_n), split over examples.
     if (d_in.empty()) return;
     ForEachChunk(batch, pass.parallel, [&](size_t begin, size_t end) {

@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -53,6 +54,42 @@ void ForEachChunk(size_t n, bool parallel, Fn&& fn) {
     const size_t end = n * (chunk + 1) / num_chunks;
     if (begin < end) fn(begin, end);
   }
+}
+
+// result[0, size) = the sum over ForEachChunk's chunks of [0, n) of what fn(begin, end,
+// partial) writes into `partial` (`size` floats, uninitialised: fn overwrites it), for
+// reductions such as a weight gradient summed over examples. Serially fn writes `result`
+// itself. In parallel each chunk gets its own slice of `partials` (grown here; the caller keeps
+// it between calls) and the slices are added in chunk order, split over threads by element, so
+// a given thread count always gives the same bits.
+template <typename Fn>
+void SumOverChunks(size_t n, bool parallel, size_t size, std::vector<float>& partials,
+                   float* result, Fn&& fn) {
+  if (!parallel || n < 2) {
+    if (n > 0) fn(size_t{0}, n, result);
+    return;
+  }
+  const auto chunks = static_cast<size_t>(NumThreads());
+  if (partials.size() < chunks * size) partials.resize(chunks * size);
+  std::vector<char> written(chunks, 0);
+  ForEachChunk(n, true, [&](size_t begin, size_t end) {
+    const auto chunk = static_cast<size_t>(omp_get_thread_num());
+    written[chunk] = 1;
+    fn(begin, end, partials.data() + chunk * size);
+  });
+  ForEachChunk(size, size >= kLargeExampleValues, [&](size_t begin, size_t end) {
+    bool first = true;
+    for (size_t chunk = 0; chunk < chunks; ++chunk) {
+      if (!written[chunk]) continue;
+      const float* partial = partials.data() + chunk * size;
+      if (first) {
+        std::copy(partial + begin, partial + end, result + begin);
+      } else {
+        for (size_t i = begin; i < end; ++i) result[i] += partial[i];
+      }
+      first = false;
+    }
+  });
 }
 
 // The fp32 GEMM workspace of the calling thread (kernels::GemmF32's packing scratch), made on

@@ -2,8 +2,6 @@
 // from their interpolation points, and the per-example passes around the alpha^2 GEMMs.
 #include "winograd_conv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -401,8 +399,9 @@ struct ExampleBuffers {
 // made no difference measurable on the cnn's two-thread step, so the work is done once.)
 struct PassBuffers {
   std::vector<float> weights;   // U [alpha^2][out][C] or U^T [alpha^2][C][out]
-  std::vector<float> gradient;  // dU [alpha^2][out][C], then one slot per thread
-  std::vector<float> tmp;
+  std::vector<float> gradient;  // dU [alpha^2][out][C]
+  std::vector<float> partials;  // each thread's dU (SumOverChunks)
+  std::vector<float> tmp;       // the weights' transforms' transposes and intermediates
 };
 
 PassBuffers& ThreadPassBuffers() {
@@ -430,7 +429,8 @@ bool WinogradSupportsKernel(int64_t kernel) {
   return kernel >= kMinKernel && kernel <= kMaxKernel;
 }
 
-WinogradConv::WinogradConv(const ConvGeometry& g, int64_t out_channels) : g_(g), out_(out_channels) {
+WinogradConv::WinogradConv(const ConvGeometry& g, int64_t out_channels)
+    : g_(g), out_(out_channels) {
   EDGEFL_CHECK(WinogradSupportsKernel(g.kernel)) << "no Winograd tiles for kernel " << g.kernel;
   m_ = kTileOut;
   alpha_ = AlphaFor(g.kernel);
@@ -447,36 +447,44 @@ WinogradConv::WinogradConv(const ConvGeometry& g, int64_t out_channels) : g_(g),
 // after moving the kernel taps to the front: [out][C][k][k] -> [k][k][pairs]. With
 // `input_major` the pairs are ordered (C, out) instead, which gives U^T [alpha^2][C][out]:
 // the forward GEMM then reads it in place instead of packing it alpha^2 times per example.
-void WinogradConv::TransformWeights(const float* weight, float* u, bool input_major) const {
+// In parallel, split over the leading channel of the pair order; each chunk writes only its
+// own columns of the shared buffers.
+void WinogradConv::TransformWeights(const float* weight, float* u, bool input_major,
+                                    bool parallel) const {
   const int64_t pairs = out_ * g_.channels, taps = g_.kernel * g_.kernel;
-  PassBuffers& buffers = ThreadPassBuffers();
-  float* by_tap = Grown(buffers.tmp, static_cast<size_t>(taps * pairs + alpha_ * g_.kernel * pairs));
-  // A transpose in blocks of kTransposeBlock pairs, so that both the reads and the writes of
-  // a block stay within a few cache lines (one write per pair with stride `pairs` made this
-  // copy cost more than the transform).
+  float* by_tap = Grown(ThreadPassBuffers().tmp,
+                        static_cast<size_t>(taps * pairs + alpha_ * g_.kernel * pairs));
   const int64_t channels = g_.channels;
-  if (input_major) {
-    for (int64_t o0 = 0; o0 < out_; o0 += kTransposeBlock) {
-      const int64_t o1 = std::min(out_, o0 + kTransposeBlock);
-      for (int64_t c = 0; c < channels; ++c) {
+  const int64_t major = input_major ? channels : out_, minor = input_major ? out_ : channels;
+  ForEachChunk(static_cast<size_t>(major), parallel, [&](size_t begin, size_t end) {
+    const auto p0 = static_cast<int64_t>(begin) * minor, p1 = static_cast<int64_t>(end) * minor;
+    // A transpose in blocks of kTransposeBlock pairs, so that both the reads and the writes of
+    // a block stay within a few cache lines (one write per pair with stride `pairs` made this
+    // copy cost more than the transform).
+    if (input_major) {
+      for (int64_t o0 = 0; o0 < out_; o0 += kTransposeBlock) {
+        const int64_t o1 = std::min(out_, o0 + kTransposeBlock);
+        for (auto c = static_cast<int64_t>(begin); c < static_cast<int64_t>(end); ++c) {
+          for (int64_t tap = 0; tap < taps; ++tap) {
+            float* dst = by_tap + tap * pairs + c * out_;
+            for (int64_t o = o0; o < o1; ++o) dst[o] = weight[(o * channels + c) * taps + tap];
+          }
+        }
+      }
+    } else {
+      for (int64_t b0 = p0; b0 < p1; b0 += kTransposeBlock) {
+        const int64_t b1 = std::min(p1, b0 + kTransposeBlock);
         for (int64_t tap = 0; tap < taps; ++tap) {
-          float* dst = by_tap + tap * pairs + c * out_;
-          for (int64_t o = o0; o < o1; ++o) dst[o] = weight[(o * channels + c) * taps + tap];
+          for (int64_t pair = b0; pair < b1; ++pair) {
+            by_tap[tap * pairs + pair] = weight[pair * taps + tap];
+          }
         }
       }
     }
-  } else {
-    for (int64_t p0 = 0; p0 < pairs; p0 += kTransposeBlock) {
-      const int64_t p1 = std::min(pairs, p0 + kTransposeBlock);
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        for (int64_t pair = p0; pair < p1; ++pair) {
-          by_tap[tap * pairs + pair] = weight[pair * taps + tap];
-        }
-      }
-    }
-  }
-  Sandwich(TransformsFor(g_.kernel).g, Grid{by_tap, g_.kernel * pairs, pairs},
-           Grid{u, alpha_ * pairs, pairs}, false, pairs, by_tap + taps * pairs);
+    Sandwich(TransformsFor(g_.kernel).g, Grid{by_tap + p0, g_.kernel * pairs, pairs},
+             Grid{u + p0, alpha_ * pairs, pairs}, false, p1 - p0,
+             by_tap + taps * pairs + alpha_ * g_.kernel * p0);
+  });
 }
 
 // V [tiles][alpha^2][C] = B^T d B for every tile of one example x [C, H, W]: tile-major, so
@@ -505,7 +513,7 @@ void WinogradConv::Forward(size_t batch, const float* x, const float* weight, co
   const size_t in_size = static_cast<size_t>(channels * g_.height * g_.width);
   const size_t out_size = static_cast<size_t>(out_ * g_.out_pixels());
   float* ut = Grown(ThreadPassBuffers().weights, static_cast<size_t>(tile_values_ * value_pairs));
-  TransformWeights(weight, ut, /*input_major=*/true);
+  TransformWeights(weight, ut, /*input_major=*/true, parallel);
   const Transforms& t = TransformsFor(g_.kernel);
   const int64_t out_cols = tiles_wide_ * m_;
   ForEachChunk(batch, parallel, [&](size_t begin, size_t end) {
@@ -554,19 +562,15 @@ void WinogradConv::Backward(size_t batch, const float* x, const float* weight, c
   }
   PassBuffers& pass = ThreadPassBuffers();
   float* u = Grown(pass.weights, transformed_size);
-  TransformWeights(weight, u, /*input_major=*/false);
-  // dU: with threads, one slot per thread summed in thread order afterwards, so a given thread
-  // count always gives the same bits.
-  const size_t slots = parallel ? static_cast<size_t>(NumThreads()) : 1;
-  float* du = Grown(pass.gradient, transformed_size * (slots + 1));
-  std::vector<char> slot_used(slots + 1, 0);
+  TransformWeights(weight, u, /*input_major=*/false, parallel);
+  // dU, summed over each thread's examples and then over threads in thread order
+  // (SumOverChunks), so a given thread count always gives the same bits.
+  float* du = Grown(pass.gradient, transformed_size);
   const Transforms& t = TransformsFor(g_.kernel);
   const int64_t out_rows = tiles_high_ * m_, out_cols = tiles_wide_ * m_;
 
-  ForEachChunk(batch, parallel, [&](size_t begin, size_t end) {
-    const size_t slot = parallel ? 1 + static_cast<size_t>(omp_get_thread_num()) : 0;
-    slot_used[slot] = 1;
-    float* du_slot = du + slot * transformed_size;
+  SumOverChunks(batch, parallel, transformed_size, pass.partials, du,
+                [&](size_t begin, size_t end, float* du_chunk) {
     const Scratch scratch = ThreadScratch();
     float *v = scratch.transformed, *dm = scratch.products, *tiled = scratch.tiled;
     float *image = scratch.image, *tmp = scratch.tmp, *workspace = scratch.workspace;
@@ -593,7 +597,7 @@ void WinogradConv::Backward(size_t batch, const float* x, const float* weight, c
       MultiplyEachPosition(tile_values_, Transpose::kYes, Transpose::kNo, out_, channels,
                            count * tiles, {dm, out_, tile_values_ * out_},
                            {v, channels, tile_values_ * channels}, first == begin ? 0.0f : 1.0f,
-                           du_slot, value_pairs, channels, workspace);
+                           du_chunk, value_pairs, channels, workspace);
       if (d_in == nullptr) continue;
       // dV[ξ] [tiles x C] = dM[ξ] U[ξ], over V's storage, then dX += B dV B^T per tile.
       MultiplyEachPosition(tile_values_, Transpose::kNo, Transpose::kNo, count * tiles, channels,
@@ -617,34 +621,26 @@ void WinogradConv::Backward(size_t batch, const float* x, const float* weight, c
     }
   });
 
-  if (parallel) {
-    bool first = true;
-    for (size_t slot = 1; slot <= slots; ++slot) {
-      if (!slot_used[slot]) continue;
-      const float* src = du + slot * transformed_size;
-      if (first) {
-        std::copy(src, src + transformed_size, du);
-      } else {
-        for (size_t i = 0; i < transformed_size; ++i) du[i] += src[i];
-      }
-      first = false;
-    }
-  }
-  // dW = G^T dU G, vectorised over channel pairs, then back to [out][C][k][k].
+  // dW = G^T dU G, vectorised over channel pairs, then back to [out][C][k][k]; in parallel,
+  // split over output channels.
   const int64_t taps = g_.kernel * g_.kernel;
   float* by_tap = Grown(pass.tmp, static_cast<size_t>(taps * value_pairs +
                                                        alpha_ * g_.kernel * value_pairs));
-  Sandwich(t.gt, Grid{du, alpha_ * value_pairs, value_pairs},
-        Grid{by_tap, g_.kernel * value_pairs, value_pairs}, false, value_pairs,
-        by_tap + taps * value_pairs);
-  for (int64_t p0 = 0; p0 < value_pairs; p0 += kTransposeBlock) {
-    const int64_t p1 = std::min(value_pairs, p0 + kTransposeBlock);
-    for (int64_t pair = p0; pair < p1; ++pair) {
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        d_weight[pair * taps + tap] = by_tap[tap * value_pairs + pair];
+  ForEachChunk(static_cast<size_t>(out_), parallel, [&](size_t begin, size_t end) {
+    const auto p0 = static_cast<int64_t>(begin) * channels;
+    const auto p1 = static_cast<int64_t>(end) * channels;
+    Sandwich(t.gt, Grid{du + p0, alpha_ * value_pairs, value_pairs},
+             Grid{by_tap + p0, g_.kernel * value_pairs, value_pairs}, false, p1 - p0,
+             by_tap + taps * value_pairs + alpha_ * g_.kernel * p0);
+    for (int64_t b0 = p0; b0 < p1; b0 += kTransposeBlock) {
+      const int64_t b1 = std::min(p1, b0 + kTransposeBlock);
+      for (int64_t pair = b0; pair < b1; ++pair) {
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          d_weight[pair * taps + tap] = by_tap[tap * value_pairs + pair];
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace edgefl::models::internal

@@ -51,7 +51,7 @@ class WinogradConv {
     float* workspace;    // the GEMM's
   };
   Scratch ThreadScratch() const;
-  void TransformWeights(const float* weight, float* u, bool input_major) const;
+  void TransformWeights(const float* weight, float* u, bool input_major, bool parallel) const;
   // v = B^T d B for every tile of one example x, through `image`.
   void TransformInput(const float* x, float* v, float* image, float* scratch) const;
 
