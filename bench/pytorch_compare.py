@@ -28,9 +28,18 @@ matrix products on the netlib reference BLAS, several times slower, and the rati
 nothing (the script warns):
 
   apt-get install -y python3-torch libopenblas0-openmp
+
+PyTorch's CPU allocator mallocs and frees every activation each step. With glibc's default
+thresholds, blocks of more than 128 KiB come from mmap and go back to the kernel when freed,
+so every step page-faults its activations in again; on a virtual machine, where a page fault
+is costly, that made torch's cnn step 4-5x slower (94 against 20 ms at batch 32). The script
+therefore runs itself (and so both frameworks) with glibc.malloc tunables that keep freed
+memory in the heap, as a caching allocator (jemalloc, tcmalloc; PyTorch's tuning guide
+recommends them) would; --default-malloc turns this off.
 """
 
 import argparse
+import copy
 import csv
 import json
 import os
@@ -78,6 +87,11 @@ class TorchStep:
                                f"{EXPECTED_PARAMETERS[name]}")
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
         self.loss = torch.nn.CrossEntropyLoss()
+        # Every timing starts from these weights, as each edgefl_models_bench process starts
+        # from its model's initialisation: hundreds of steps on one batch drive the loss and
+        # gradients towards zero, into subnormal floats, on which the CPU is many times slower
+        # (torch measured 3-4x slower after a few rounds without this reset).
+        self.initial_state = copy.deepcopy(self.model.state_dict())
         gen = torch.Generator().manual_seed(2)
         self.inputs = torch.rand((batch,) + INPUT_SHAPE, generator=gen)
         self.labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen)
@@ -90,8 +104,10 @@ class TorchStep:
         self.optimizer.step()
 
     def examples_per_second(self, threads, min_seconds):
-        """(examples per wall-clock second, per process CPU second): warms up for a tenth of
-        min_seconds (at least 3 steps), then times whole steps."""
+        """(examples per wall-clock second, per process CPU second): restarts from the initial
+        weights, warms up for a tenth of min_seconds (at least 3 steps), then times whole
+        steps."""
+        self.model.load_state_dict(self.initial_state)
         self.torch.set_num_threads(threads)
         deadline = time.perf_counter() + min_seconds / 10
         for i in range(1000000):
@@ -167,7 +183,7 @@ def compare_train_steps(args):
     print(f"train step (forward + loss + backward + SGD lr {LEARNING_RATE}), median of "
           f"{args.rounds} interleaved rounds of {args.min_seconds} s each; torch "
           f"{torch.__version__}, {blas_path()}; load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f} at the end")
+          f"{load[2]:.2f} at the end; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}")
     header = (f"{'model':<5} {'batch':>5} {'threads':>7} | {'edgefl ex/s':>11} "
               f"{'torch ex/s':>11} | {'ratio':>6} {'min':>5} {'max':>5} | {'cpu ratio':>9} | "
               f"goal {args.goal}x")
@@ -325,7 +341,14 @@ def model_list(text):
     return names
 
 
+# Keep freed blocks in the heap instead of returning them to the kernel (see the docstring).
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
+
 def main():
+    if "--default-malloc" not in sys.argv and "GLIBC_TUNABLES" not in os.environ:
+        os.environ["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--bench", help="edgefl_models_bench binary: compare train steps")
@@ -344,6 +367,8 @@ def main():
                         help="edgefl / PyTorch ratio to meet (default 1.5)")
     parser.add_argument("--json", help="also write the train-step results here")
     parser.add_argument("--csv", help="also write the train-step table here")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="run with glibc's default malloc thresholds (see above)")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
