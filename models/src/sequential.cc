@@ -34,6 +34,14 @@ Result<std::unique_ptr<SequentialModel>> SequentialModel::Create(
   model->num_classes_ = num_classes;
   model->max_width_ = model->input_size_;
 
+  // ReLU then max-pool runs as max-pool then ReLU (see Create in sequential.h): the same
+  // bits, with the ReLU's passes on a quarter of the values; about 4% of the cnn's step.
+  for (size_t i = 0; i + 1 < layers.size(); ++i) {
+    EDGEFL_CHECK(layers[i] != nullptr && layers[i + 1] != nullptr);
+    if (layers[i]->kind() == "relu" && layers[i + 1]->kind() == "maxpool2d") {
+      std::swap(layers[i], layers[i + 1]);
+    }
+  }
   std::set<std::string, std::less<>> names;
   Shape shape = model->input_shape_;
   for (std::unique_ptr<Layer>& layer : layers) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -134,6 +135,56 @@ TEST_CASE("MaxPool2d keeps the largest value of each window and routes its gradi
   expected[1] = 0.5f;
   expected[7] = -2.0f;
   CHECK(d_in == expected);
+}
+
+// Layer a, then layer b, forward and backward on x with the upstream gradient dy.
+struct ChainPass {
+  std::vector<float> y, d_in;
+};
+ChainPass RunChain(const Layer& a, const Layer& b, size_t batch, const std::vector<float>& x,
+                   const std::vector<float>& dy, size_t middle_size) {
+  const std::vector<float> unused(batch * middle_size, 0.0f);
+  const std::vector<float> middle = RunLayerPass(a, batch, {}, x, unused, false).y;
+  const LayerPass second = RunLayerPass(b, batch, {}, middle, dy, false);
+  return {.y = second.y, .d_in = RunLayerPass(a, batch, {}, x, second.d_in, false).d_in};
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST_CASE("A ReLU before a max-pool commutes with it bit for bit, and models run it after") {
+  // Odd sides (a dropped row and column), quarter steps in [-1, 1] for ties among positive
+  // values and windows of zeros or negatives only.
+  const Shape shape{3, 7, 9};
+  constexpr size_t kBatch = 4;
+  Rng rng(29);
+  std::vector<float> x = Uniform(kBatch * NumElements(shape), rng, -1.0f, 1.0f);
+  for (float& v : x) v = std::round(v * 4.0f) / 4.0f;
+  std::unique_ptr<Layer> relu = MakeRelu("relu"), pool = MakeMaxPool2d("pool", 2);
+  const Shape pooled = BuildLayer(*pool, shape).output_shape;
+  BuildLayer(*relu, shape);
+  const std::vector<float> dy = Uniform(kBatch * NumElements(pooled), rng, -1.0f, 1.0f);
+  const ChainPass relu_first = RunChain(*relu, *pool, kBatch, x, dy, NumElements(shape));
+  std::unique_ptr<Layer> pool_first_pool = MakeMaxPool2d("pool", 2), late_relu = MakeRelu("r");
+  BuildLayer(*pool_first_pool, shape);
+  BuildLayer(*late_relu, pooled);
+  const ChainPass pool_first =
+      RunChain(*pool_first_pool, *late_relu, kBatch, x, dy, NumElements(pooled));
+  CHECK(SameBits(relu_first.y, pool_first.y));
+  CHECK(SameBits(relu_first.d_in, pool_first.d_in));
+
+  std::vector<std::unique_ptr<Layer>> layers;
+  layers.push_back(MakeRelu("relu1"));
+  layers.push_back(MakeMaxPool2d("pool1", 2));
+  layers.push_back(MakeFlatten("flatten"));
+  layers.push_back(MakeDense("fc", 10));
+  Result<std::unique_ptr<SequentialModel>> model =
+      SequentialModel::Create("m", shape, 10, std::move(layers));
+  REQUIRE(model.ok());
+  CHECK((*model)->layer(0).name() == "pool1");
+  CHECK((*model)->layer(1).name() == "relu1");
+  CHECK((*model)->output_shape(1) == pooled);
 }
 
 TEST_CASE("MaxPool2d's and Flatten's gradients match finite differences") {
