@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "edgefl/common/check.h"
+#include "edgefl/common/target_clones.h"
 #include "edgefl/models/kernels.h"
 #include "edgefl/models/threading.h"
 #include "parallel.h"
@@ -33,17 +34,6 @@ constexpr int64_t kTransposeBlock = 16;  // channel pairs per block of the weigh
 // ran at a fraction of the 12-row kernel's speed, so small images are transformed a few
 // examples at a time and multiplied together.
 constexpr int64_t kGemmRows = 64;
-
-// The transforms run once per tile per channel block; the default build targets baseline
-// x86-64, so each is compiled three times and the loader picks the widest the CPU has (like the
-// GEMM's dispatch in kernels/, without its per-level files: these are loops over GCC vector
-// types, which each clone lowers to its own registers).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
-#define EDGEFL_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define EDGEFL_VECTOR_CLONES
-#endif
 
 // One nonzero of a transform matrix: out[row] += coef * in[col].
 struct Term {
@@ -222,8 +212,9 @@ EDGEFL_ALWAYS_INLINE void Combine(float* dst, const float* const* src, const flo
 // out = T in T^T for a sparse T [rows x cols] applied to a cols x cols grid of n-vectors,
 // giving rows x rows vectors; `accumulate` adds into out instead. `tmp` holds rows * cols * n
 // floats. The weight transforms, and the data transforms whose channels do not fill whole
-// 16-float blocks, run here, vectorised over the n channels.
-EDGEFL_VECTOR_CLONES void Sandwich(const TransformMatrix& t, Grid in, Grid out, bool accumulate,
+// 16-float blocks, run here, vectorised over the n channels; like DenseSandwich below, compiled
+// once per x86-64 level (target_clones.h).
+EDGEFL_TARGET_CLONES void Sandwich(const TransformMatrix& t, Grid in, Grid out, bool accumulate,
                                    int64_t n, float* tmp) {
   const float* src[kMaxAlpha];
   float coef[kMaxAlpha];
@@ -290,7 +281,7 @@ EDGEFL_ALWAYS_INLINE void DenseSandwichFixed(const float* t, Grid in, Grid out, 
 
 // Dense kernels for the data transforms' shapes: B^T and B (alpha x alpha), A^T (4 x alpha)
 // and A (alpha x 4), alpha = 5 to 8. Returns false for any other shape.
-EDGEFL_VECTOR_CLONES bool DenseSandwich(const TransformMatrix& t, Grid in, Grid out,
+EDGEFL_TARGET_CLONES bool DenseSandwich(const TransformMatrix& t, Grid in, Grid out,
                                         bool accumulate, int64_t n) {
   const float* d = t.dense.data();
   switch (t.rows * 16 + t.cols) {

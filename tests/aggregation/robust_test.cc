@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "edgefl/common/random.h"
+#include "edgefl/models/threading.h"
 
 namespace edgefl::aggregation {
 namespace {
@@ -45,6 +46,23 @@ const std::vector<std::vector<float>> kFive = {{1.0f, -8.0f, 0.5f},
                                                {3.0f, 0.0f, 0.5f},
                                                {2.0f, 2.0f, 0.5f},
                                                {4.0f, 1.0f, 0.5f}};
+
+// The definition Finish must meet bit for bit: sort each coordinate's K values, drop `trimmed`
+// at each end, sum the rest in double in ascending order, divide, round once to float.
+std::vector<float> SortedTrimmedMean(const std::vector<std::vector<float>>& deltas,
+                                     size_t trimmed) {
+  const size_t num_parameters = deltas.front().size();
+  std::vector<float> out(num_parameters);
+  std::vector<float> column(deltas.size());
+  for (size_t i = 0; i < num_parameters; ++i) {
+    for (size_t k = 0; k < deltas.size(); ++k) column[k] = deltas[k][i];
+    std::sort(column.begin(), column.end());
+    double sum = 0.0;
+    for (size_t k = trimmed; k < column.size() - trimmed; ++k) sum += column[k];
+    out[i] = static_cast<float>(sum / static_cast<double>(column.size() - 2 * trimmed));
+  }
+  return out;
+}
 
 TEST_CASE("FedMedian takes each coordinate's middle value, or the mean of the middle two") {
   SUBCASE("odd count") {
@@ -247,18 +265,92 @@ TEST_CASE("The robust aggregate is bit-identical whatever order the updates arri
       RunRound(*Make({.name = name}, kNumParameters), shuffled, kSkewedCounts, global);
       CHECK(global == first);
     }
-    // Spot-check one coordinate against a direct computation.
-    std::vector<float> column;
-    for (const std::vector<float>& delta : deltas) column.push_back(delta[700]);
-    std::sort(column.begin(), column.end());
-    if (name == "fedmedian") {
-      CHECK(first[700] == column[5]);
-    } else {
-      double sum = 0.0;  // 0.2 x 11 = 2.2: two dropped at each end
-      for (size_t k = 2; k < 9; ++k) sum += column[k];
-      CHECK(first[700] == static_cast<float>(sum / 7.0));
+    // The median of 11 keeps the 6th value; 0.2 x 11 = 2.2 drops two at each end.
+    CHECK(first == SortedTrimmedMean(deltas, name == "fedmedian" ? 5 : 2));
+  }
+}
+
+// Values on a coarse grid (ties, +0 and -0 among them), normals spread over 13 decades, and
+// +-2^30, whose cancellation makes the order of a sum show in its float result.
+std::vector<std::vector<float>> TiedAndSpreadDeltas(size_t num_clients, size_t num_parameters,
+                                                    uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::vector<float>> deltas(num_clients, std::vector<float>(num_parameters));
+  for (std::vector<float>& delta : deltas) {
+    for (float& x : delta) {
+      const uint64_t kind = rng.UniformInt(10);
+      if (kind < 5) {
+        x = static_cast<float>(static_cast<int>(rng.UniformInt(9)) - 4) * 0.25f;
+        if (x == 0.0f && rng.UniformInt(2) == 0) x = -0.0f;
+      } else if (kind < 9) {
+        x = static_cast<float>(rng.Normal() *
+                               std::pow(10.0, static_cast<double>(rng.UniformInt(13)) - 6.0));
+      } else {
+        x = rng.UniformInt(2) == 0 ? 0x1p30f : -0x1p30f;
+      }
     }
   }
+  return deltas;
+}
+
+TEST_CASE("Median and trimmed mean equal sorting every coordinate, bit for bit, on any threads") {
+  const int saved_threads = models::NumThreads();
+  struct Shape {
+    size_t num_clients;
+    size_t num_parameters;
+  };
+  // Odd and even K, powers of two and one past them (the network pads to the next one); N
+  // below, at and past one block (128 coordinates up to K = 32, 64 above) and not a multiple
+  // of it. The last two shapes hold more than 2^16 values, so Finish splits them over threads.
+  const std::vector<Shape> shapes = {{1, 5},   {2, 128},  {3, 129},   {4, 1},
+                                     {9, 200}, {10, 127}, {16, 256},  {17, 300},
+                                     {33, 64}, {48, 65},  {33, 2050}, {100, 1027}};
+  const std::vector<StrategyOptions> strategies = {
+      {.name = "fedmedian"},
+      {.name = "fedtrimmedavg", .trim_fraction = 0.0},
+      {.name = "fedtrimmedavg", .trim_fraction = 0.1},
+      {.name = "fedtrimmedavg", .trim_fraction = 0.25},
+      {.name = "fedtrimmedavg", .trim_fraction = 0.45}};
+  for (const Shape& shape : shapes) {
+    CAPTURE(shape.num_clients);
+    CAPTURE(shape.num_parameters);
+    const std::vector<std::vector<float>> deltas =
+        TiedAndSpreadDeltas(shape.num_clients, shape.num_parameters, shape.num_clients);
+    std::vector<uint64_t> num_examples(shape.num_clients);
+    for (size_t k = 0; k < shape.num_clients; ++k) {
+      num_examples[k] = kSkewedCounts[k % kSkewedCounts.size()];
+    }
+    for (const StrategyOptions& options : strategies) {
+      CAPTURE(options.name);
+      CAPTURE(options.trim_fraction);
+      const size_t trimmed = options.name == "fedmedian"
+                                 ? (shape.num_clients - 1) / 2
+                                 : NumTrimmedPerSide(options.trim_fraction, shape.num_clients);
+      const std::vector<float> expected = SortedTrimmedMean(deltas, trimmed);
+      for (int threads : {1, 2, 3}) {
+        CAPTURE(threads);
+        models::SetNumThreads(threads);
+        std::vector<float> global(shape.num_parameters, 0.0f);
+        RunRound(*Make(options, shape.num_parameters), deltas, num_examples, global);
+        CHECK(global == expected);
+      }
+    }
+  }
+  models::SetNumThreads(saved_threads);
+}
+
+TEST_CASE("The trimmed mean adds its kept values in ascending order") {
+  // -2^30 + 0.1 + 0.3 + 2^30 in double, in this order, is 0.40000009536743164; in arrival
+  // or descending order the two small values round at the coarser step of 2^30 and give
+  // 0.39999985694885254. Divided by 4, the two differ in float.
+  const std::vector<std::vector<float>> deltas = {{0.1f}, {0x1p30f}, {0.3f}, {-0x1p30f}};
+  const std::vector<float> expected = SortedTrimmedMean(deltas, 0);
+  CHECK(expected[0] == static_cast<float>(0.40000009536743164 / 4.0));
+  CHECK(expected[0] != static_cast<float>(0.39999985694885254 / 4.0));
+  std::vector<float> global = {0.0f};
+  RunRound(*Make({.name = "fedtrimmedavg", .trim_fraction = 0.0}, 1), deltas, kSkewedCounts,
+           global);
+  CHECK(global == expected);
 }
 
 TEST_CASE("Robust strategies refuse sums and updates that are invalid, and keep the round") {
