@@ -8,12 +8,19 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 
 namespace edgefl::coordinator {
 namespace {
 
-// Version 2 added the privacy accountant's state.
-constexpr char kMagic[8] = {'E', 'F', 'L', 'C', 'K', 'P', 'T', '2'};
+// "EFLCKPT" and the format as one ASCII digit. Format 2 added the accountant's steps and RDP,
+// format 3 its orders.
+constexpr char kMagicPrefix[7] = {'E', 'F', 'L', 'C', 'K', 'P', 'T'};
+constexpr size_t kMagicSize = sizeof(kMagicPrefix) + 1;
+static_assert(kCheckpointFormat <= 9, "the format is one digit of the magic");
+// Format 2 wrote the RDP of privacy::DefaultRdpOrders() as it was then: 151 orders. Should the
+// default grid change, format 2 must keep that grid, so its size is pinned here.
+constexpr size_t kFormat2NumOrders = 151;
 
 uint64_t Fnv1a(const std::string& bytes) {
   uint64_t hash = 1469598103934665603ULL;
@@ -73,18 +80,26 @@ class Reader {
 
  private:
   const std::string& bytes_;
-  size_t pos_ = sizeof(kMagic);
+  size_t pos_ = kMagicSize;
 };
 
 }  // namespace
 
 Status SaveCheckpoint(const std::filesystem::path& path, const Checkpoint& checkpoint) {
-  std::string bytes(kMagic, sizeof(kMagic));
+  if (checkpoint.accountant.rdp.size() != checkpoint.accountant.orders.size()) {
+    return InvalidArgumentError("checkpoint '" + path.string() + "': the privacy accountant has " +
+                                std::to_string(checkpoint.accountant.rdp.size()) +
+                                " RDP values for " +
+                                std::to_string(checkpoint.accountant.orders.size()) + " orders");
+  }
+  std::string bytes(kMagicPrefix, sizeof(kMagicPrefix));
+  bytes.push_back(static_cast<char>('0' + kCheckpointFormat));
   PutU64(bytes, checkpoint.round);
   PutValues(bytes, checkpoint.weights);
   PutValues(bytes, checkpoint.strategy_state);
-  PutU64(bytes, checkpoint.accountant_steps);
-  PutValues(bytes, checkpoint.accountant_rdp);
+  PutU64(bytes, checkpoint.accountant.num_steps);
+  PutValues(bytes, checkpoint.accountant.rdp);
+  PutValues(bytes, checkpoint.accountant.orders);
   PutU64(bytes, Fnv1a(bytes));
 
   const std::string tmp = path.string() + ".tmp";
@@ -110,23 +125,58 @@ Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path) {
   if (!in) return NotFoundError("checkpoint '" + path.string() + "' not found");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string bad = "checkpoint '" + path.string() + "' is ";
-  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+  if (bytes.size() < kMagicSize + 8 ||
+      std::memcmp(bytes.data(), kMagicPrefix, sizeof(kMagicPrefix)) != 0) {
     return DataLossError(bad + "not an edgefl checkpoint");
   }
+  const char format_digit = bytes[sizeof(kMagicPrefix)];
+  if (format_digit < '1' || format_digit > static_cast<char>('0' + kCheckpointFormat)) {
+    return DataLossError(bad + "of format '" + std::string(1, format_digit) +
+                         "'; this edgefl reads formats 1 to " + std::to_string(kCheckpointFormat));
+  }
   Checkpoint checkpoint;
+  checkpoint.format = static_cast<uint32_t>(format_digit - '0');
+  privacy::RdpAccountantState& accountant = checkpoint.accountant;
   Reader reader(bytes);
   uint64_t checksum = 0;
-  if (!reader.U64(checkpoint.round) || !reader.Values(checkpoint.weights) ||
-      !reader.Values(checkpoint.strategy_state) || !reader.U64(checkpoint.accountant_steps) ||
-      !reader.Values(checkpoint.accountant_rdp)) {
-    return DataLossError(bad + "truncated");
+  bool complete = reader.U64(checkpoint.round) && reader.Values(checkpoint.weights) &&
+                  reader.Values(checkpoint.strategy_state);
+  if (checkpoint.format >= 2) {
+    complete = complete && reader.U64(accountant.num_steps) && reader.Values(accountant.rdp);
   }
+  if (checkpoint.format >= 3) complete = complete && reader.Values(accountant.orders);
+  if (!complete) return DataLossError(bad + "truncated");
   const size_t body = reader.pos();
   if (!reader.U64(checksum) || reader.pos() != bytes.size()) {
     return DataLossError(bad + "truncated or has trailing bytes");
   }
   if (checksum != Fnv1a(bytes.substr(0, body))) return DataLossError(bad + "corrupted");
+  if (checkpoint.format == 2 && !accountant.rdp.empty()) {
+    if (accountant.rdp.size() != kFormat2NumOrders) {
+      return DataLossError(bad + "of format 2 with " + std::to_string(accountant.rdp.size()) +
+                           " RDP values; that format has " + std::to_string(kFormat2NumOrders));
+    }
+    accountant.orders = privacy::DefaultRdpOrders();
+  }
+  if (accountant.rdp.size() != accountant.orders.size()) {
+    return DataLossError(bad + "inconsistent: its privacy accountant has " +
+                         std::to_string(accountant.rdp.size()) + " RDP values for " +
+                         std::to_string(accountant.orders.size()) + " orders");
+  }
   return checkpoint;
+}
+
+Checkpoint MakeCheckpoint(const RoundEngine& engine) {
+  return Checkpoint{.round = engine.last_round().value(),
+                    .weights = {engine.global_weights().begin(), engine.global_weights().end()},
+                    .strategy_state = engine.strategy().SaveState(),
+                    .accountant = engine.accountant_state()};
+}
+
+Status ResumeFromCheckpoint(RoundEngine& engine, Checkpoint checkpoint) {
+  EDGEFL_RETURN_IF_ERROR(engine.Restore(checkpoint.weights, RoundId{checkpoint.round}));
+  EDGEFL_RETURN_IF_ERROR(engine.strategy().LoadState(checkpoint.strategy_state));
+  return engine.RestoreAccountant(std::move(checkpoint.accountant));
 }
 
 }  // namespace edgefl::coordinator

@@ -118,8 +118,9 @@ std::string MetricsRegistry::Render() const {
   e.Gauge("train_loss", m.train_loss,
           "The last round's mean client training loss, weighted by examples.");
   e.Gauge("epsilon", m.epsilon,
-          "Privacy budget spent so far: epsilon of (epsilon, delta)-DP at the configured delta; "
-          "0 without DP.");
+          "Privacy budget spent by every round applied to the model, rounds before a restart "
+          "from the checkpoint included: epsilon of (epsilon, delta)-DP at the configured "
+          "delta; 0 without DP.");
   e.Counter("received_bytes_total", m.bytes_received,
             "Bytes of frames received on the coordinator channel (envelope + payload).");
   e.Counter("sent_bytes_total", m.bytes_sent,

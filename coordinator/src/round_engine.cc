@@ -8,9 +8,12 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <string>
+#include <utility>
 #include <variant>
 
 #include "edgefl/aggregation/fedbuff.h"
+#include "edgefl/common/check.h"
 #include "edgefl/common/random.h"
 #include "edgefl/coordinator/selection.h"
 #include "edgefl/privacy/clipping.h"
@@ -166,22 +169,43 @@ Status RoundEngine::Restore(std::span<const float> weights, RoundId last_complet
   return OkStatus();
 }
 
-std::vector<double> RoundEngine::accountant_rdp() const {
-  if (!accountant_) return {};
-  return {accountant_->rdp().begin(), accountant_->rdp().end()};
+privacy::RdpAccountantState RoundEngine::accountant_state() const {
+  return accountant_ ? accountant_->SaveState() : privacy::RdpAccountantState{};
 }
 
-uint64_t RoundEngine::accountant_steps() const {
-  return accountant_ ? accountant_->num_steps() : 0;
-}
-
-Status RoundEngine::RestoreAccountant(std::span<const double> rdp, uint64_t steps) {
+Status RoundEngine::RestoreAccountant(privacy::RdpAccountantState state) {
+  const uint64_t num_rounds = last_round_.value();
   if (!accountant_) {
-    if (rdp.empty() && steps == 0) return OkStatus();
-    return FailedPreconditionError("the checkpoint holds privacy accounting but DP is off");
+    if (state.orders.empty()) return OkStatus();
+    Result<privacy::PrivacySpent> restored =
+        privacy::ComputePrivacySpent(state.orders, state.rdp, options_.privacy.delta);
+    const std::string spent = restored.ok() ? fmt::format(" (epsilon {:.4g} at delta {:g})",
+                                                          restored->epsilon, options_.privacy.delta)
+                                            : std::string();
+    return FailedPreconditionError(fmt::format(
+        "DP is off, but the {} rounds before include {} DP rounds{}: resuming without DP would "
+        "stop accounting for them. Resume with the DP mode they ran with",
+        num_rounds, state.num_steps, spent));
   }
-  if (rdp.empty() && steps == 0) return OkStatus();  // a checkpoint from before DP was on
-  return accountant_->Restore(rdp, steps);
+  if (state.orders.empty()) {
+    if (num_rounds == 0) return OkStatus();
+    return FailedPreconditionError(fmt::format(
+        "DP is on, but the {} rounds before carry no privacy accounting (they ran without DP, or "
+        "their checkpoint predates accounting): the epsilon they spent is unknown, and any "
+        "epsilon reported would leave them out. Resume them without DP, or start a new run "
+        "without this checkpoint",
+        num_rounds));
+  }
+  return accountant_->LoadState(std::move(state));
+}
+
+privacy::PrivacySpent RoundEngine::privacy_spent() const {
+  if (!accountant_ || accountant_->num_steps() == 0) return {};
+  // delta was validated with the options and the RDP values by AddSteps/LoadState, so an error
+  // here is a bug.
+  Result<privacy::PrivacySpent> spent = accountant_->GetPrivacySpent(options_.privacy.delta);
+  EDGEFL_CHECK(spent.ok()) << spent.status().ToString();
+  return *spent;
 }
 
 bool RoundEngine::HandleControl(const Message& message) {
@@ -630,13 +654,9 @@ Result<RoundReport> RoundEngine::RunRound(const std::atomic<bool>* cancel) {
       }
     }
   }
-  if (accountant_ && accountant_->num_steps() > 0) {
-    Result<privacy::PrivacySpent> spent = accountant_->GetPrivacySpent(privacy.delta);
-    if (spent.ok()) {
-      report.epsilon = spent->epsilon;
-      report.best_rdp_order = spent->best_order;
-    }
-  }
+  const privacy::PrivacySpent spent = privacy_spent();
+  report.epsilon = spent.epsilon;
+  report.best_rdp_order = spent.best_order;
   report.finished_at = channel_.clock().Now();
   return report;
 }

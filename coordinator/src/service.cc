@@ -230,12 +230,17 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
   if (!config.checkpoint.empty()) {
     Result<Checkpoint> checkpoint = LoadCheckpoint(config.checkpoint);
     if (checkpoint.ok()) {
-      EDGEFL_RETURN_IF_ERROR(engine.Restore(checkpoint->weights, RoundId{checkpoint->round}));
-      EDGEFL_RETURN_IF_ERROR(engine.strategy().LoadState(checkpoint->strategy_state));
-      EDGEFL_RETURN_IF_ERROR(
-          engine.RestoreAccountant(checkpoint->accountant_rdp, checkpoint->accountant_steps));
-      spdlog::info("event=resumed checkpoint={} last_round={}", config.checkpoint,
-                   checkpoint->round);
+      const uint32_t format = checkpoint->format;
+      const Status resumed = ResumeFromCheckpoint(engine, std::move(*checkpoint));
+      if (!resumed.ok()) {
+        return Status(resumed.code(),
+                      fmt::format("cannot resume from checkpoint '{}' (format {}): {}",
+                                  config.checkpoint, format, resumed.message()));
+      }
+      spdlog::info(
+          "event=resumed checkpoint={} format={} last_round={} dp_rounds={} epsilon={:.4f}",
+          config.checkpoint, format, engine.last_round().value(),
+          engine.accountant_state().num_steps, engine.privacy_spent().epsilon);
     } else if (checkpoint.status().code() != StatusCode::kNotFound) {
       return checkpoint.status();
     }
@@ -269,6 +274,10 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
     published.devices_registered = registry.size();
     metrics.Publish(published);
   };
+  // Epsilon is cumulative over the model's life: after a resume it starts at what the
+  // checkpoint's rounds spent, not at 0, before this process has run a round.
+  published.epsilon = engine.privacy_spent().epsilon;
+  publish_metrics(engine.last_round().value());
   std::optional<uint64_t> exported_round;
 
   const Clock::Duration heartbeat_timeout = Seconds(config.heartbeat_timeout_seconds);
@@ -328,14 +337,9 @@ Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop,
       }
     }
     if (!config.checkpoint.empty()) {
-      Checkpoint checkpoint{.round = engine.last_round().value(),
-                            .weights = {engine.global_weights().begin(),
-                                        engine.global_weights().end()},
-                            .strategy_state = engine.strategy().SaveState(),
-                            .accountant_steps = engine.accountant_steps(),
-                            .accountant_rdp = engine.accountant_rdp()};
-      EDGEFL_RETURN_IF_ERROR(SaveCheckpoint(config.checkpoint, checkpoint));
-      spdlog::info("event=checkpoint round={} path={}", checkpoint.round, config.checkpoint);
+      EDGEFL_RETURN_IF_ERROR(SaveCheckpoint(config.checkpoint, MakeCheckpoint(engine)));
+      spdlog::info("event=checkpoint round={} path={}", engine.last_round().value(),
+                   config.checkpoint);
     }
     if (!config.export_model.empty()) {
       EDGEFL_RETURN_IF_ERROR(ExportModel(config.export_model, *model, engine.global_weights(),

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numbers>
 #include <string>
+#include <utility>
 
 #include "edgefl/common/check.h"
 #include "format.h"
@@ -347,6 +348,31 @@ Result<PrivacySpent> RdpAccountant::GetPrivacySpent(double delta, RdpConversion 
   return ComputePrivacySpent(orders_, rdp_, delta, conversion);
 }
 
+RdpAccountantState RdpAccountant::SaveState() const {
+  return {.orders = orders_, .rdp = rdp_, .num_steps = num_steps_};
+}
+
+Status RdpAccountant::LoadState(RdpAccountantState state) {
+  EDGEFL_RETURN_IF_ERROR(CheckOrders(state.orders));
+  if (state.rdp.size() != state.orders.size()) {
+    return InvalidArgumentError("accountant state has " + std::to_string(state.rdp.size()) +
+                                " RDP values for " + std::to_string(state.orders.size()) +
+                                " orders");
+  }
+  // +infinity is a legitimate value: an order whose series did not converge (see ComputeRdp).
+  for (size_t k = 0; k < state.rdp.size(); ++k) {
+    if (!(state.rdp[k] >= 0.0)) {
+      return InvalidArgumentError("accountant state has RDP " +
+                                  internal::FormatNumber(state.rdp[k]) + " at order " +
+                                  internal::FormatNumber(state.orders[k]) + "; it must be >= 0");
+    }
+  }
+  orders_ = std::move(state.orders);
+  rdp_ = std::move(state.rdp);
+  num_steps_ = state.num_steps;
+  return OkStatus();
+}
+
 Result<double> FindNoiseMultiplier(double target_epsilon, double q, uint64_t steps, double delta,
                                    const NoiseSearchOptions& options) {
   if (!std::isfinite(target_epsilon) || target_epsilon <= 0.0) {
@@ -399,22 +425,6 @@ Result<double> FindNoiseMultiplier(double target_epsilon, double q, uint64_t ste
     }
   }
   return hi;
-}
-
-Status RdpAccountant::Restore(std::span<const double> rdp, uint64_t num_steps) {
-  if (rdp.size() != orders_.size()) {
-    return InvalidArgumentError("accountant state has " + std::to_string(rdp.size()) +
-                                " RDP values, the order grid has " +
-                                std::to_string(orders_.size()));
-  }
-  for (double value : rdp) {
-    if (!std::isfinite(value) || value < 0.0) {
-      return InvalidArgumentError("accountant state holds a negative or non-finite RDP value");
-    }
-  }
-  rdp_.assign(rdp.begin(), rdp.end());
-  num_steps_ = num_steps;
-  return OkStatus();
 }
 
 }  // namespace edgefl::privacy

@@ -1,7 +1,8 @@
 // For the coordinator tests that run RunService on loopback with device threads: a fresh
 // folder, a plaintext service for TinyDataset's logistic regression, waiting for the files the
-// service writes once bound, the real device process on a shard of the tiny dataset, and a bare
-// device that registers and answers only what the test sends.
+// service writes once bound, the real device process on a shard of the tiny dataset, a whole
+// service run with such devices, and a bare device that registers and answers only what the
+// test sends.
 //
 //   ServiceConfig config = testing::LoopbackServiceConfig(testing::TempDir("run"));
 //   std::thread service([&] { status = RunService(config, stop); });
@@ -119,6 +120,29 @@ inline Result<client::DeviceProcessStats> RunTinyDevice(
   client::Workspace workspace(std::move(model));
   return client::RunDeviceProcess(options, client::LocalData{&data, shard}, workspace, stop,
                                   on_round);
+}
+
+// Runs the service of `config` with one RunTinyDevice thread per shard until the service
+// returns (its rounds done), then stops the devices. Returns the service's status.
+inline Status RunServiceWithTinyDevices(const ServiceConfig& config, const models::Dataset& data,
+                                        const std::vector<std::vector<uint32_t>>& shards,
+                                        const ServiceHooks& hooks = {}) {
+  std::atomic<bool> service_stop{false};
+  std::atomic<bool> devices_stop{false};
+  Status service_status;
+  std::thread service([&] { service_status = RunService(config, service_stop, hooks); });
+  // The endpoint file appears once the service is bound.
+  const std::string endpoint = WaitForLine(config.endpoint_file);
+  std::vector<std::thread> devices;
+  for (const auto& shard : shards) {
+    devices.emplace_back([&, &shard = shard] {
+      (void)RunTinyDevice(LoopbackDeviceOptions(endpoint), data, shard, devices_stop);
+    });
+  }
+  service.join();
+  devices_stop = true;
+  for (auto& device : devices) device.join();
+  return service_status;
 }
 
 }  // namespace edgefl::coordinator::testing

@@ -9,10 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
 #include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -79,6 +81,26 @@ std::map<std::string, double> ParseExposition(const std::string& text) {
     const double parsed = std::strtod(value.c_str(), &end);
     CHECK(*end == '\0');
     CHECK(samples.emplace(name + std::string(match[2]), parsed).second);
+  }
+  return samples;
+}
+
+// Scrapes `where`'s /metrics until `done` holds for the samples (or 30 s pass: the caller's
+// checks then fail on the last scrape), and returns the last scrape.
+std::map<std::string, double> ScrapeUntil(
+    const HostPort& where, const std::function<bool(const std::map<std::string, double>&)>& done) {
+  httplib::Client client(where.host, where.port);
+  client.set_connection_timeout(std::chrono::seconds(5));
+  client.set_read_timeout(std::chrono::seconds(5));
+  std::map<std::string, double> samples;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < give_up) {
+    httplib::Result response = client.Get("/metrics");
+    REQUIRE(response);
+    REQUIRE(response->status == 200);
+    samples = ParseExposition(response->body);
+    if (done(samples)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling, not timing
   }
   return samples;
 }
@@ -194,19 +216,10 @@ TEST_CASE("the service serves metrics while rounds run and exports the model as 
     });
   }
 
-  httplib::Client client(where->host, where->port);
-  client.set_connection_timeout(std::chrono::seconds(5));
-  client.set_read_timeout(std::chrono::seconds(5));
-  std::map<std::string, double> samples;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < give_up) {
-    httplib::Result response = client.Get("/metrics");
-    REQUIRE(response);
-    REQUIRE(response->status == 200);
-    samples = ParseExposition(response->body);
-    if (samples.at("edgefl_rounds_completed_total") >= 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling, not timing
-  }
+  const std::map<std::string, double> samples =
+      ScrapeUntil(*where, [](const std::map<std::string, double>& samples) {
+        return samples.at("edgefl_rounds_completed_total") >= 1;
+      });
   {
     std::lock_guard<std::mutex> lock(mutex);
     scraped = true;
@@ -252,6 +265,55 @@ TEST_CASE("the service serves metrics while rounds run and exports the model as 
   REQUIRE(raw.gcount() == static_cast<std::streamsize>(saved.size() * sizeof(float)));
   const std::vector<float> loaded((*model)->parameters().begin(), (*model)->parameters().end());
   CHECK(loaded == saved);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("after a restart from its checkpoint the service reports the epsilon of every round" *
+          doctest::test_suite("integration")) {
+  const auto dir = TempDir("epsilon_resume");
+  const models::Dataset data = testing::TinyDataset(40);
+  const std::vector<std::vector<uint32_t>> shards = testing::RoundRobinShards(data, 2);
+  ServiceConfig config = testing::LoopbackServiceConfig(dir);
+  config.rounds = 2;
+  config.min_clients = 2;
+  config.clients_per_round = 2;
+  config.dp = "central";
+  config.clip = 1.0;
+  config.noise_multiplier = 1.0;
+  config.round_deadline_seconds = 20;
+  config.checkpoint = (dir / "ckpt.bin").string();
+
+  // First run: two DP rounds with devices, checkpointed.
+  double epsilon_before_restart = 0.0;
+  ServiceHooks hooks;
+  hooks.on_round = [&](const RoundReport& report, std::span<const float>) {
+    epsilon_before_restart = report.epsilon;
+  };
+  REQUIRE(testing::RunServiceWithTinyDevices(config, data, shards, hooks).ok());
+  REQUIRE(epsilon_before_restart > 0.0);
+
+  // The restarted service has run no round of its own and has no devices: its gauge shows what
+  // the checkpoint's two rounds spent, not 0.
+  std::filesystem::remove(config.endpoint_file);
+  config.rounds = 3;
+  config.metrics_address = "127.0.0.1:0";
+  config.metrics_address_file = (dir / "metrics_address").string();
+  std::atomic<bool> service_stop{false};
+  Status service_status;
+  std::thread service([&] { service_status = RunService(config, service_stop); });
+  Result<HostPort> where = ParseHostPort(testing::WaitForLine(config.metrics_address_file));
+  REQUIRE(where.ok());
+  const std::map<std::string, double> samples =
+      ScrapeUntil(*where, [](const std::map<std::string, double>& samples) {
+        return samples.at("edgefl_current_round") == 2;
+      });
+  service_stop = true;
+  service.join();
+  REQUIRE(service_status.ok());
+  CHECK(samples.at("edgefl_current_round") == 2);
+  CHECK(samples.at("edgefl_rounds_completed_total") == 0);
+  // Prometheus's shortest round-trip spelling: the very double the engine reported.
+  CHECK(samples.at("edgefl_epsilon") == epsilon_before_restart);
   std::filesystem::remove_all(dir);
 }
 

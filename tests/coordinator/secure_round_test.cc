@@ -263,30 +263,5 @@ TEST_CASE("Distributed DP adds each device's noise share under secure aggregatio
   CHECK(PrivacyOptions{.dp = DpMode::kDistributed}.Validate().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("Epsilon keeps accumulating after the accountant is restored from a checkpoint") {
-  const PrivacyOptions dp{.dp = DpMode::kCentral, .clip_norm = 0.5, .noise_multiplier = 1.0};
-  Fleet first(8);
-  ClientRegistry registry;
-  RoundEngine before = first.MakeEngine(dp, registry);
-  REQUIRE(before.RunRound().value().status.ok());
-  const double epsilon_one_round = before.RunRound().value().epsilon;
-  REQUIRE(epsilon_one_round > 0.0);
-
-  Fleet second(8);
-  ClientRegistry registry2;
-  RoundEngine after = second.MakeEngine(dp, registry2);
-  REQUIRE(after.RestoreAccountant(before.accountant_rdp(), before.accountant_steps()).ok());
-  CHECK(after.accountant_steps() == 2);
-  CHECK(after.RunRound().value().epsilon > epsilon_one_round);
-  const std::vector<double> wrong_size = {1.0};
-  CHECK(after.RestoreAccountant(wrong_size, 1).code() == StatusCode::kInvalidArgument);
-
-  Fleet plain(4);
-  ClientRegistry registry3;
-  RoundEngine no_dp = plain.MakeEngine({}, registry3);
-  CHECK(no_dp.RestoreAccountant(before.accountant_rdp(), 2).code() ==
-        StatusCode::kFailedPrecondition);
-}
-
 }  // namespace
 }  // namespace edgefl::coordinator

@@ -22,42 +22,6 @@ namespace {
 
 using testing::TempDir;
 
-TEST_CASE("a checkpoint reads back exactly what was saved") {
-  const auto dir = TempDir("ckpt");
-  const Checkpoint saved{.round = 7,
-                         .weights = {1.5f, -2.0f, 3.25f},
-                         .strategy_state = {0.5f},
-                         .accountant_steps = 7,
-                         .accountant_rdp = {0.25, 1.5}};
-  REQUIRE(SaveCheckpoint(dir / "c.bin", saved).ok());
-  Result<Checkpoint> loaded = LoadCheckpoint(dir / "c.bin");
-  REQUIRE(loaded.ok());
-  CHECK(loaded->round == 7);
-  CHECK(loaded->weights == saved.weights);
-  CHECK(loaded->strategy_state == saved.strategy_state);
-  CHECK(loaded->accountant_steps == 7);
-  CHECK(loaded->accountant_rdp == saved.accountant_rdp);
-  CHECK_FALSE(std::filesystem::exists(dir / "c.bin.tmp"));
-  std::filesystem::remove_all(dir);
-}
-
-TEST_CASE("a missing, truncated or corrupted checkpoint is reported, not loaded") {
-  const auto dir = TempDir("ckpt_bad");
-  CHECK(LoadCheckpoint(dir / "none.bin").status().code() == StatusCode::kNotFound);
-  REQUIRE(SaveCheckpoint(dir / "c.bin", {.round = 1, .weights = {1, 2, 3, 4}}).ok());
-  const auto size = std::filesystem::file_size(dir / "c.bin");
-  std::filesystem::resize_file(dir / "c.bin", size - 3);
-  CHECK(LoadCheckpoint(dir / "c.bin").status().code() == StatusCode::kDataLoss);
-  REQUIRE(SaveCheckpoint(dir / "d.bin", {.round = 1, .weights = {1, 2, 3, 4}}).ok());
-  {
-    std::fstream f(dir / "d.bin", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(20);
-    f.put('\x7f');
-  }
-  CHECK(LoadCheckpoint(dir / "d.bin").status().code() == StatusCode::kDataLoss);
-  std::filesystem::remove_all(dir);
-}
-
 TEST_CASE("the service config rejects unknown keys with a hint and round-trips through TOML") {
   const auto dir = TempDir("config");
   {
@@ -89,23 +53,7 @@ TEST_CASE("the service config rejects unknown keys with a hint and round-trips t
 // Runs the service to `rounds` with three device threads; returns the final weights.
 std::vector<float> RunWithDevices(const ServiceConfig& config, const models::Dataset& data,
                                   const std::vector<std::vector<uint32_t>>& shards) {
-  std::atomic<bool> service_stop{false};
-  std::atomic<bool> devices_stop{false};
-  Status service_status;
-  std::thread service([&] { service_status = RunService(config, service_stop); });
-  // The endpoint file appears once the service is bound.
-  const std::string endpoint = testing::WaitForLine(config.endpoint_file);
-  std::vector<std::thread> devices;
-  for (const auto& shard : shards) {
-    devices.emplace_back([&, &shard = shard] {
-      (void)testing::RunTinyDevice(testing::LoopbackDeviceOptions(endpoint), data, shard,
-                                   devices_stop);
-    });
-  }
-  service.join();
-  devices_stop = true;
-  for (auto& device : devices) device.join();
-  REQUIRE(service_status.ok());
+  REQUIRE(testing::RunServiceWithTinyDevices(config, data, shards).ok());
   std::ifstream in(config.save_weights, std::ios::binary);
   std::vector<float> weights(10);
   in.read(reinterpret_cast<char*>(weights.data()), 10 * sizeof(float));

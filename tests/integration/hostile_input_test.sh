@@ -13,15 +13,7 @@
 set -euo pipefail
 edgefl=$1
 peer=$2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "${EDGEFL_KEEP_TEST_DIR:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$(dirname "$0")/processes.sh"
 endpoint="tcp://127.0.0.1:$port"
 rounds=30
 started=$(date +%s%N)

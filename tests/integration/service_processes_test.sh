@@ -8,15 +8,7 @@
 set -euo pipefail
 edgefl=$1
 simulate_weights=$2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$(dirname "$0")/processes.sh"
 clients=20
 
 common="clients_per_round = 10
@@ -40,15 +32,6 @@ eval_every = 5
 out = "$work/sim"
 TOML
 "$simulate_weights" "$work/sim.toml" "$work/sim.bin" | tail -n 1
-
-# Waits until FILE contains PATTERN (at most ~30 s).
-wait_for() {
-  for _ in $(seq 1 300); do
-    if grep -q "$2" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "FAIL: timed out waiting for '$2' in $1"; cat "$1" || true; exit 1
-}
 
 coordinator_config() {  # ROUNDS
   cat > "$work/coordinator.toml" <<TOML

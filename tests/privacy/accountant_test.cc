@@ -238,6 +238,61 @@ TEST_CASE("The accountant adds up the RDP of rounds with changing parameters") {
   CHECK(accountant.GetPrivacySpent(1e-5).value().epsilon == total.epsilon);
 }
 
+TEST_CASE("A saved state continues on a fresh accountant exactly as without the interruption") {
+  // Rounds with changing parameters before and after the save: RDP composes over any sequence.
+  RdpAccountant uninterrupted;
+  REQUIRE(uninterrupted.AddSteps(0.1, 1.1, 3, Sampling::kFixedSize).ok());
+  REQUIRE(uninterrupted.AddSteps(0.2, 0.9, 2, Sampling::kFixedSize).ok());
+  const RdpAccountantState saved = uninterrupted.SaveState();
+  CHECK(saved.num_steps == 5);
+  CHECK(saved.orders == DefaultRdpOrders());
+  CHECK(saved.rdp == std::vector<double>(uninterrupted.rdp().begin(), uninterrupted.rdp().end()));
+
+  // The fresh accountant starts on another grid: the state brings its own.
+  RdpAccountant resumed({2.0, 8.0});
+  REQUIRE(resumed.LoadState(saved).ok());
+  CHECK(resumed.num_steps() == 5);
+  CHECK(resumed.GetPrivacySpent(1e-5).value().epsilon ==
+        uninterrupted.GetPrivacySpent(1e-5).value().epsilon);
+  for (RdpAccountant* accountant : {&uninterrupted, &resumed}) {
+    REQUIRE(accountant->AddSteps(0.05, 1.3, 4, Sampling::kFixedSize).ok());
+  }
+  CHECK(resumed.num_steps() == 9);
+  CHECK(std::vector<double>(resumed.orders().begin(), resumed.orders().end()) ==
+        DefaultRdpOrders());
+  CHECK(std::vector<double>(resumed.rdp().begin(), resumed.rdp().end()) ==
+        std::vector<double>(uninterrupted.rdp().begin(), uninterrupted.rdp().end()));
+  const double epsilon = uninterrupted.GetPrivacySpent(1e-5).value().epsilon;
+  CHECK(resumed.GetPrivacySpent(1e-5).value().epsilon == epsilon);
+  CHECK(epsilon > 0.0);
+}
+
+TEST_CASE("A malformed accountant state is rejected and leaves the accountant as it was") {
+  RdpAccountant accountant;
+  REQUIRE(accountant.AddSteps(0.1, 1.0, 3).ok());
+  const RdpAccountantState before = accountant.SaveState();
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const RdpAccountantState bad[] = {
+      {.orders = {}, .rdp = {}, .num_steps = 1},
+      {.orders = {1.0, 2.0}, .rdp = {0.1, 0.2}, .num_steps = 1},
+      {.orders = {2.0, inf}, .rdp = {0.1, 0.2}, .num_steps = 1},
+      {.orders = {2.0, 3.0}, .rdp = {0.1}, .num_steps = 1},
+      {.orders = {2.0, 3.0}, .rdp = {0.1, -0.2}, .num_steps = 1},
+      {.orders = {2.0, 3.0}, .rdp = {0.1, nan}, .num_steps = 1},
+  };
+  for (const RdpAccountantState& state : bad) {
+    CHECK(accountant.LoadState(state).code() == StatusCode::kInvalidArgument);
+    CHECK(accountant.num_steps() == 3);
+    CHECK(accountant.SaveState().orders == before.orders);
+    CHECK(accountant.SaveState().rdp == before.rdp);
+  }
+  // +infinity is what an order without a convergent bound accumulates; such an order is skipped.
+  REQUIRE(accountant.LoadState({.orders = {2.0, 3.0}, .rdp = {inf, 0.5}, .num_steps = 7}).ok());
+  CHECK(accountant.num_steps() == 7);
+  CHECK(accountant.GetPrivacySpent(1e-5).value().best_order == 3.0);
+}
+
 TEST_CASE("FindNoiseMultiplier returns the smallest noise multiplier that meets the target") {
   constexpr double kQ = 256.0 / 60000.0;
   constexpr uint64_t kSteps = 14063;

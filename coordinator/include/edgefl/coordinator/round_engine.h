@@ -144,7 +144,8 @@ struct RoundReport {
   // RunBufferedStep only: mean staleness (server steps between an update's model version and
   // the one it was applied to) of the buffered updates.
   double mean_staleness = 0.0;
-  // (epsilon, delta) spent by all applied rounds so far; 0 without DP.
+  // (epsilon, delta) spent by all applied rounds so far, those restored from a checkpoint
+  // included (privacy_spent()); 0 without DP.
   double epsilon = 0.0;
   double best_rdp_order = 0.0;
 };
@@ -194,12 +195,23 @@ class RoundEngine {
   // size mismatch.
   Status Restore(std::span<const float> weights, RoundId last_completed_round);
   RoundId last_round() const { return last_round_; }
-  // The privacy accountant's state (RDP per order, steps) for checkpoints; empty without DP.
-  std::vector<double> accountant_rdp() const;
-  uint64_t accountant_steps() const;
-  // Restores it so epsilon keeps accumulating after a resume. kFailedPrecondition when DP is
-  // off but a state is given; kInvalidArgument for a state of the wrong size.
-  Status RestoreAccountant(std::span<const double> rdp, uint64_t steps);
+  // The privacy accountant's state for a checkpoint; empty (no orders) without DP.
+  privacy::RdpAccountantState accountant_state() const;
+  // After Restore, continues the privacy accounting of the restored rounds, so that epsilon
+  // covers every round ever applied to the model, across restarts. `state` comes from
+  // accountant_state() of an earlier engine (via a checkpoint); empty means its rounds carry no
+  // accounting. Rounds run with another noise multiplier, cohort size or population are
+  // accounted exactly: RDP adds up over rounds of any parameters. Errors, leaving the accountant
+  // unchanged:
+  //   kFailedPrecondition  DP is on but the last_round() rounds before have no accounting (run
+  //                        without DP, or written before checkpoints carried it): their epsilon
+  //                        is unknown and any epsilon reported would leave them out; or DP is
+  //                        off but `state` records DP rounds, whose accounting would stop.
+  //   kInvalidArgument     a malformed state (RdpAccountant::LoadState).
+  Status RestoreAccountant(privacy::RdpAccountantState state);
+  // (epsilon, delta) spent so far at options().privacy.delta by every applied round, restored
+  // ones included; zero without DP or before any DP round.
+  privacy::PrivacySpent privacy_spent() const;
   const aggregation::Strategy& strategy() const { return *strategy_; }
   aggregation::Strategy& strategy() { return *strategy_; }
   const EngineOptions& options() const { return options_; }

@@ -70,6 +70,15 @@ Result<PrivacySpent> ComputePrivacySpent(std::span<const double> orders,
                                          std::span<const double> rdp, double delta,
                                          RdpConversion conversion = RdpConversion::kBalle2020);
 
+// What an RdpAccountant has accumulated: enough to continue the composition in another process
+// (a coordinator restarted from its checkpoint) exactly where it stopped. The orders travel with
+// the RDP values, so a state stays meaningful even if DefaultRdpOrders() changes.
+struct RdpAccountantState {
+  std::vector<double> orders;  // Rényi orders, each finite and > 1
+  std::vector<double> rdp;     // accumulated RDP at each order, >= 0 (+infinity: no bound)
+  uint64_t num_steps = 0;      // steps composed into `rdp`
+};
+
 // Accumulates the RDP of training rounds whose sampling rate and noise may change from round to
 // round, and reports the (epsilon, delta) spent so far.
 class RdpAccountant {
@@ -92,10 +101,15 @@ class RdpAccountant {
   std::span<const double> rdp() const { return rdp_; }
   uint64_t num_steps() const { return num_steps_; }
 
-  // Puts back a state saved from rdp() and num_steps() (a checkpoint), so epsilon keeps
-  // accumulating across restarts. kInvalidArgument when `rdp` does not have one finite,
-  // non-negative value per order.
-  [[nodiscard]] Status Restore(std::span<const double> rdp, uint64_t num_steps);
+  // The orders, accumulated RDP and steps, for a checkpoint.
+  RdpAccountantState SaveState() const;
+  // Replaces this accountant's orders, RDP and steps with `state` (from SaveState, possibly of
+  // another process), so that later steps compose onto it: N steps, SaveState, LoadState into a
+  // fresh accountant and M more steps give the same RDP as N + M steps on one accountant. Since
+  // RDP adds up over any sequence of steps, the later steps may use other sampling rates and
+  // noise multipliers. kInvalidArgument, leaving the accountant unchanged, unless the orders are
+  // valid (as for the constructor) and `rdp` has one value >= 0 per order.
+  [[nodiscard]] Status LoadState(RdpAccountantState state);
 
  private:
   std::vector<double> orders_;
