@@ -18,6 +18,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -38,15 +39,33 @@ namespace {
 
 using transport::Message;
 
-// Each hosted device holds a ZeroMQ socket (one descriptor for its mailbox) and a TCP
-// connection, so thousands of devices need more than the usual soft limit of 1024.
-void RaiseOpenFileLimit() {
+// Each hosted device holds a ZeroMQ socket, whose mailbox is one descriptor, and its TCP
+// connection: 2 descriptors a device (a worker of 10,000 devices needs 20,000). The coordinator
+// holds one a device. Logs, data files and the context's own descriptors fit in the spare.
+constexpr size_t kFilesPerHostedDevice = 2;
+constexpr size_t kFilesSpare = 64;
+
+// Raises RLIMIT_NOFILE to `needed` descriptors when it is lower: the soft limit, and the hard
+// one too when this process may (CAP_SYS_RESOURCE, up to fs.nr_open). Children started later
+// inherit it. kResourceExhausted when the limit stays below `needed`, naming `what` needs them
+// and what to do (`alternative`, after "raise it"): ZeroMQ would otherwise fail at the first
+// socket past the limit, mid-run.
+Status RaiseOpenFileLimit(size_t needed, const std::string& what,
+                          const std::string& alternative = "") {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    spdlog::warn("sim-worker: cannot raise RLIMIT_NOFILE: {}", std::strerror(errno));
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return InternalError(std::string("getrlimit(RLIMIT_NOFILE): ") + std::strerror(errno));
   }
+  if (limit.rlim_cur >= needed) return OkStatus();
+  rlimit raised = limit;
+  raised.rlim_cur = needed;
+  raised.rlim_max = std::max<rlim_t>(needed, limit.rlim_max);
+  if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return OkStatus();
+  return ResourceExhaustedError(
+      what + " needs " + std::to_string(needed) + " open files, and RLIMIT_NOFILE (" +
+      std::to_string(limit.rlim_cur) + ", hard " + std::to_string(limit.rlim_max) +
+      ") cannot be raised: " + std::strerror(errno) + "; raise it (ulimit -n " +
+      std::to_string(needed) + ")" + alternative);
 }
 
 size_t NumThreads(size_t requested) {
@@ -136,6 +155,30 @@ class TrainingPool {
   size_t outstanding_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+};
+
+// Every cohort member of a round gets the same global weights, each in its own RoundStart, and
+// each decoded RoundStart would hold its own copy while it waits for a training thread: the
+// cohort's share of a worker times the model (0.8 MB for the mlp). Weights equal byte for byte
+// to the last ones seen share their buffer instead (RoundStart holds them as a shared pointer
+// to const), so the queue holds a round's weights once however large the cohort. Bytes, not
+// floats, are compared, so -0 and +0 or two NaN payloads are never mixed up: a device trains
+// on exactly the weights it was sent.
+class SharedGlobalWeights {
+ public:
+  void Share(transport::RoundStart& start) {
+    if (!start.global_weights) return;
+    const std::vector<float>& weights = *start.global_weights;
+    if (last_ && last_->size() == weights.size() &&
+        std::memcmp(last_->data(), weights.data(), weights.size() * sizeof(float)) == 0) {
+      start.global_weights = last_;
+    } else {
+      last_ = start.global_weights;
+    }
+  }
+
+ private:
+  std::shared_ptr<const std::vector<float>> last_;
 };
 
 // The coordinator service's configuration for an experiment run with workers: the engine
@@ -318,13 +361,18 @@ Result<SimWorkerStats> RunSimWorker(const SimulationConfig& config, const SimWor
                                 std::to_string(first + count - 1) + " exceed the experiment's " +
                                 std::to_string(config.clients) + " devices");
   }
-  RaiseOpenFileLimit();
+  EDGEFL_RETURN_IF_ERROR(RaiseOpenFileLimit(
+      kFilesPerHostedDevice * count + kFilesSpare,
+      "sim-worker: hosting " + std::to_string(count) + " devices",
+      " or host fewer devices per worker (simulate --workers K, sim-worker --devices N)"));
   // The pool's threads are the parallelism; kernels inside a device's training run on one
   // thread, as they do inside the in-process host's parallel loop.
   models::SetNumThreads(1);
 
   // The in-process simulator's data, partition and model (experiment.h).
   EDGEFL_ASSIGN_OR_RETURN(Datasets data, LoadData(config));
+  // Evaluation is the coordinator's; devices train on `train` alone (31 MB for Fashion-MNIST).
+  data.test = models::Dataset{};
   EDGEFL_ASSIGN_OR_RETURN(std::vector<std::vector<uint32_t>> partition,
                           PartitionDevices(config, data));
   const models::ModelSpec spec = ModelSpecFor(config, data.train);
@@ -392,6 +440,7 @@ Result<SimWorkerStats> RunSimWorker(const SimulationConfig& config, const SimWor
   Clock::Duration next_heartbeat = clock.Now() + options.heartbeat_interval;
   std::vector<size_t> ready;
   std::vector<TrainingPool::Done> done;
+  SharedGlobalWeights shared_weights;
   const auto queue = [&](size_t i) {
     if (!in_pool[i] && !waiting_flag[i] && !pending[i].empty()) {
       waiting_flag[i] = 1;
@@ -434,6 +483,9 @@ Result<SimWorkerStats> RunSimWorker(const SimulationConfig& config, const SimWor
           pending[i].clear();
         } else if (std::holds_alternative<transport::RoundStart>(message->body) ||
                    std::holds_alternative<transport::SecAggPayload>(message->body)) {
+          if (auto* start = std::get_if<transport::RoundStart>(&message->body)) {
+            shared_weights.Share(*start);
+          }
           pending[i].push_back(std::move(message).value());
           queue(i);
         }
@@ -500,6 +552,10 @@ Result<SimulationResult> RunWorkerSimulation(
   const auto wall_start = std::chrono::steady_clock::now();
   const size_t num_threads = NumThreads(config.threads);
   models::SetNumThreads(static_cast<int>(num_threads));
+  // The service here holds one connection a device; the workers raise their own limit.
+  EDGEFL_RETURN_IF_ERROR(RaiseOpenFileLimit(config.clients + kFilesSpare,
+                                            "simulate --workers: the coordinator service of " +
+                                                std::to_string(config.clients) + " devices"));
 
   // The coordinator's side needs the test set (evaluation) and the partition (label skew).
   EDGEFL_ASSIGN_OR_RETURN(Datasets data, LoadData(config));

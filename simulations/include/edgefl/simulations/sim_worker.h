@@ -78,7 +78,8 @@ struct SimWorkerStats {
 // Errors: kInvalidArgument (options, config or a device range outside config.clients),
 // kNotFound (data), kAlreadyExists when the coordinator granted a device another id than it
 // asked for (another process hosts it), kDeadlineExceeded after silence_timeout, channel
-// errors. Raises RLIMIT_NOFILE to its hard limit (about two descriptors per device).
+// errors. Needs two descriptors per device: raises RLIMIT_NOFILE as far as that (the hard limit
+// too when privileged), kResourceExhausted saying how many when it cannot.
 [[nodiscard]] Result<SimWorkerStats> RunSimWorker(const SimulationConfig& config,
                                                   const SimWorkerOptions& options,
                                                   const std::atomic<bool>& stop);
@@ -88,6 +89,7 @@ struct SimWorkerStats {
 // config.out/workers/worker-K.log. `program` is the edgefl executable (default: this one).
 // `on_round` runs on the service's thread, never after this returns.
 // Errors: as RunSimulation, kInvalidArgument for combinations that need virtual time,
+// kResourceExhausted when RLIMIT_NOFILE cannot be raised to a descriptor per device,
 // kInternal when a worker cannot be started, or exits or is killed before the last round (at
 // start-up too): the message names the worker (index, pid, devices), its exit code or signal,
 // the rounds completed and the other workers stopped, and ends with its log's last lines. Then
