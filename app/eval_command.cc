@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,21 @@ struct EvalFlags {
   DataSource source;
   int threads = 0;
 };
+
+// Data and categories not given on the command line come from the checkpoint's metadata, as
+// `edgefl train` wrote them (and `edgefl quantize` kept them): by default a model is scored on
+// the held-out part of what it was trained on.
+void UseTrainingDataUnlessGiven(const models::Metadata& metadata, DataSource& source) {
+  const auto data = metadata.find("data");
+  if (!source.data.empty() || data == metadata.end() || data->second.empty()) return;
+  source.data = data->second;
+  const auto categories = metadata.find("categories");
+  if (!source.categories.empty() || categories == metadata.end()) return;
+  std::stringstream list(categories->second);
+  for (std::string category; std::getline(list, category, ',');) {
+    if (!category.empty()) source.categories.push_back(category);
+  }
+}
 
 // The checkpoint's "format" metadata (quantized.h); without it (a file written by another
 // tool), the names of its quantized weights; else f32.
@@ -83,6 +99,7 @@ int RunEval(const EvalFlags& flags) {
   const auto saved_model = checkpoint->metadata.find("model");
   const bool names_model = saved_model != checkpoint->metadata.end();
   if (f.model.empty()) f.model = names_model ? saved_model->second : "charlm";
+  UseTrainingDataUnlessGiven(checkpoint->metadata, f.source);
   if (f.source.data.empty()) f.source.data = DefaultDataFor(f.model);
 
   const models::WeightFormat format = CheckpointWeightFormat(*checkpoint);
@@ -125,7 +142,8 @@ void AddEvalCommand(CLI::App& app, int& exit_code) {
                       "charlm)");
   command->add_option("--checkpoint", f.checkpoint, "Checkpoint (safetensors)")->required();
   AddDataSourceOptions(*command, f.source,
-                       "Fortune files, comma-separated (default: all); use those of training");
+                       "Fortune files, comma-separated (default: those the checkpoint was "
+                       "trained on, from its metadata, else all)");
   command->add_option("--threads", f.threads, "OpenMP threads (0 = all cores)")
       ->capture_default_str();
   command->callback([flags, &exit_code] { exit_code = RunEval(*flags); });

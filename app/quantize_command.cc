@@ -59,8 +59,13 @@ int RunQuantizeCommand(const QuantizeFlags& flags, std::ostream& out, std::ostre
       model_name == "charlm" ? models::QuantizeCharLm(**model, *format, &report)
                              : QuantizeSequential(std::move(model).value(), *format, &report);
   if (!tensors.ok()) return fail(tensors.status(), kRuntimeError);
-  const models::Metadata metadata = {
-      {"format", std::string(models::QuantizedMetadataFormat(*format))}, {"model", model_name}};
+  // The source's metadata (what `edgefl train` recorded: data, categories, steps) carries over,
+  // so that `edgefl eval` finds the same held-out data for the quantized file.
+  Result<models::Safetensors> source = models::LoadSafetensors(flags.checkpoint);
+  if (!source.ok()) return fail(source.status(), kRuntimeError);
+  models::Metadata metadata = source->metadata;
+  metadata["format"] = std::string(models::QuantizedMetadataFormat(*format));
+  metadata["model"] = model_name;
   if (Status status = models::SaveSafetensors(flags.out, *tensors, metadata); !status.ok()) {
     return fail(status, kRuntimeError);
   }

@@ -2,7 +2,8 @@
 # `edgefl train`, `edgefl quantize` and `edgefl eval` through the real binary, on Debian's fortunes
 # and Fashion-MNIST: eval scores the fp32 checkpoint exactly as train's own held-out evaluation
 # did, scores its q8 and q4 forms (frozen on the int8 / int4 kernels) close to it, finds the
-# model and data from the checkpoint's metadata, and refuses a file that is no such checkpoint.
+# model, data and categories from the checkpoint's metadata (quantized files included), and
+# refuses a file that is no such checkpoint.
 # Usage: eval_cli_test.sh EDGEFL_BINARY
 set -euo pipefail
 edgefl=$1
@@ -30,6 +31,12 @@ for format in f32 q8 q4; do
       fail "eval of the $format checkpoint: $(cat "$work/eval-$format.log")"
   cat "$work/eval-$format.log"
 done
+# Without --model, --data and --categories, eval reads them from the checkpoint: train records
+# them and quantize keeps them, so the q8 file is scored on the same held-out text.
+"$edgefl" eval --checkpoint "$work/lm-q8.safetensors" --threads 2 > "$work/eval-q8-meta.log"
+[ "$(metrics < "$work/eval-q8-meta.log")" = "$(metrics < "$work/eval-q8.log")" ] ||
+    fail "eval from the q8 file's metadata: $(cat "$work/eval-q8-meta.log"), with flags:" \
+         "$(cat "$work/eval-q8.log")"
 held_out=$(grep '^held-out:' "$work/train.log" | metrics)
 [ -n "$held_out" ] && [ "$held_out" = "$(metrics < "$work/eval-f32.log")" ] ||
     fail "train's held-out line '$held_out' differs from eval's: $(cat "$work/eval-f32.log")"
