@@ -31,6 +31,7 @@ namespace {
 
 using internal::ConvGeometry;
 using internal::ForEachChunk;
+using internal::GrownBuffer;
 using kernels::Transpose;
 
 // The calling thread's column buffer and padded image; every OpenMP thread that runs a chunk
@@ -47,11 +48,6 @@ constexpr size_t kMinWeightColumnsPerThread = 64;
 ThreadBuffers& Buffers() {
   thread_local ThreadBuffers buffers;
   return buffers;
-}
-
-float* GrownBuffer(std::vector<float>& buffer, size_t floats) {
-  if (buffer.size() < floats) buffer.resize(floats);
-  return buffer.data();
 }
 
 float* ColumnBuffer(size_t floats) { return GrownBuffer(Buffers().columns, floats); }
@@ -271,8 +267,8 @@ class Conv2d final : public Layer {
 
     // db[o] = sum over examples and pixels of dY[n, o, :], in kLanes running sums: one float
     // chain is bound by the add's latency (it was 3% of a cnn step) and the compiler may not
-    // reorder it, but it vectorises independent lanes.
-    // Split over channels, each summed whole by one thread.
+    // reorder it, but it vectorises independent lanes. Split over channels, each summed whole
+    // by one thread.
     constexpr size_t kLanes = 16;
     ForEachChunk(static_cast<size_t>(out_), pass.parallel, [&](size_t begin, size_t end) {
       for (size_t o = begin; o < end; ++o) {

@@ -56,6 +56,13 @@ void ForEachChunk(size_t n, bool parallel, Fn&& fn) {
   }
 }
 
+// The data of `buffer`, grown to at least `floats` first: the layers' per-thread scratch is
+// kept between steps and only ever grows, so a training step does not allocate.
+inline float* GrownBuffer(std::vector<float>& buffer, size_t floats) {
+  if (buffer.size() < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
 // result[0, size) = the sum over ForEachChunk's chunks of [0, n) of what fn(begin, end,
 // partial) writes into `partial` (`size` floats, uninitialised: fn overwrites it), for
 // reductions such as a weight gradient summed over examples. Serially fn writes `result`
@@ -70,18 +77,20 @@ void SumOverChunks(size_t n, bool parallel, size_t size, std::vector<float>& par
     return;
   }
   const auto chunks = static_cast<size_t>(NumThreads());
-  if (partials.size() < chunks * size) partials.resize(chunks * size);
+  float* slices = GrownBuffer(partials, chunks * size);
   std::vector<char> written(chunks, 0);
   ForEachChunk(n, true, [&](size_t begin, size_t end) {
     const auto chunk = static_cast<size_t>(omp_get_thread_num());
     written[chunk] = 1;
-    fn(begin, end, partials.data() + chunk * size);
+    fn(begin, end, slices + chunk * size);
   });
+  // The adds are elementwise work like an activation layer's, worth a fork/join from as many
+  // floats.
   ForEachChunk(size, size >= kLargeExampleValues, [&](size_t begin, size_t end) {
     bool first = true;
     for (size_t chunk = 0; chunk < chunks; ++chunk) {
       if (!written[chunk]) continue;
-      const float* partial = partials.data() + chunk * size;
+      const float* partial = slices + chunk * size;
       if (first) {
         std::copy(partial + begin, partial + end, result + begin);
       } else {

@@ -334,11 +334,6 @@ void MultiplyEachPosition(int64_t positions, Transpose trans_a, Transpose trans_
   }
 }
 
-float* Grown(std::vector<float>& buffer, size_t floats) {
-  if (buffer.size() < floats) buffer.resize(floats);
-  return buffer.data();
-}
-
 // dst [rows][cols][channels] (channels-last) = src [channels][height][width] placed at row
 // `top`, column `left`, zeros around it. Only the border is zeroed: the rest is overwritten.
 void ToChannelsLast(const float* src, int64_t channels, int64_t height, int64_t width,
@@ -408,11 +403,12 @@ WinogradConv::Scratch WinogradConv::ThreadScratch() const {
   const auto group = static_cast<int64_t>(examples_per_group_);
   const auto floats = [](int64_t n) { return static_cast<size_t>(n); };
   return Scratch{
-      .transformed = Grown(buffers.transformed, floats(group * tile_values_ * tiles * channels)),
-      .products = Grown(buffers.products, floats(group * tile_values_ * tiles * out_)),
-      .tiled = Grown(buffers.output, floats(tiles_high_ * m_ * tiles_wide_ * m_ * out_)),
-      .image = Grown(buffers.image, floats(tiled_height_ * tiled_width_ * channels)),
-      .tmp = Grown(buffers.tmp, floats(tile_values_ * std::max(channels, out_))),
+      .transformed =
+          GrownBuffer(buffers.transformed, floats(group * tile_values_ * tiles * channels)),
+      .products = GrownBuffer(buffers.products, floats(group * tile_values_ * tiles * out_)),
+      .tiled = GrownBuffer(buffers.output, floats(tiles_high_ * m_ * tiles_wide_ * m_ * out_)),
+      .image = GrownBuffer(buffers.image, floats(tiled_height_ * tiled_width_ * channels)),
+      .tmp = GrownBuffer(buffers.tmp, floats(tile_values_ * std::max(channels, out_))),
       .workspace = ThreadGemmWorkspace()};
 }
 
@@ -443,8 +439,8 @@ WinogradConv::WinogradConv(const ConvGeometry& g, int64_t out_channels)
 void WinogradConv::TransformWeights(const float* weight, float* u, bool input_major,
                                     bool parallel) const {
   const int64_t pairs = out_ * g_.channels, taps = g_.kernel * g_.kernel;
-  float* by_tap = Grown(ThreadPassBuffers().tmp,
-                        static_cast<size_t>(taps * pairs + alpha_ * g_.kernel * pairs));
+  float* by_tap = GrownBuffer(ThreadPassBuffers().tmp,
+                              static_cast<size_t>(taps * pairs + alpha_ * g_.kernel * pairs));
   const int64_t channels = g_.channels;
   const int64_t major = input_major ? channels : out_, minor = input_major ? out_ : channels;
   ForEachChunk(static_cast<size_t>(major), parallel, [&](size_t begin, size_t end) {
@@ -503,7 +499,8 @@ void WinogradConv::Forward(size_t batch, const float* x, const float* weight, co
   const int64_t value_pairs = out_ * channels;
   const size_t in_size = static_cast<size_t>(channels * g_.height * g_.width);
   const size_t out_size = static_cast<size_t>(out_ * g_.out_pixels());
-  float* ut = Grown(ThreadPassBuffers().weights, static_cast<size_t>(tile_values_ * value_pairs));
+  float* ut =
+      GrownBuffer(ThreadPassBuffers().weights, static_cast<size_t>(tile_values_ * value_pairs));
   TransformWeights(weight, ut, /*input_major=*/true, parallel);
   const Transforms& t = TransformsFor(g_.kernel);
   const int64_t out_cols = tiles_wide_ * m_;
@@ -552,11 +549,11 @@ void WinogradConv::Backward(size_t batch, const float* x, const float* weight, c
     return;
   }
   PassBuffers& pass = ThreadPassBuffers();
-  float* u = Grown(pass.weights, transformed_size);
+  float* u = GrownBuffer(pass.weights, transformed_size);
   TransformWeights(weight, u, /*input_major=*/false, parallel);
   // dU, summed over each thread's examples and then over threads in thread order
   // (SumOverChunks), so a given thread count always gives the same bits.
-  float* du = Grown(pass.gradient, transformed_size);
+  float* du = GrownBuffer(pass.gradient, transformed_size);
   const Transforms& t = TransformsFor(g_.kernel);
   const int64_t out_rows = tiles_high_ * m_, out_cols = tiles_wide_ * m_;
 
@@ -615,8 +612,8 @@ void WinogradConv::Backward(size_t batch, const float* x, const float* weight, c
   // dW = G^T dU G, vectorised over channel pairs, then back to [out][C][k][k]; in parallel,
   // split over output channels.
   const int64_t taps = g_.kernel * g_.kernel;
-  float* by_tap = Grown(pass.tmp, static_cast<size_t>(taps * value_pairs +
-                                                       alpha_ * g_.kernel * value_pairs));
+  float* by_tap = GrownBuffer(
+      pass.tmp, static_cast<size_t>(taps * value_pairs + alpha_ * g_.kernel * value_pairs));
   ForEachChunk(static_cast<size_t>(out_), parallel, [&](size_t begin, size_t end) {
     const auto p0 = static_cast<int64_t>(begin) * channels;
     const auto p1 = static_cast<int64_t>(end) * channels;
