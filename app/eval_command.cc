@@ -6,7 +6,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <string_view>
 
 #include "edgefl/models/charlm.h"
 #include "edgefl/models/checkpoint.h"

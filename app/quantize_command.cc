@@ -49,8 +49,16 @@ int RunQuantizeCommand(const QuantizeFlags& flags, std::ostream& out, std::ostre
   Result<std::unique_ptr<models::Model>> model =
       models::CreateModel(models::ModelSpec{.name = flags.model});
   if (!model.ok()) return fail(model.status(), kUsageError);
-  if (Status status = models::LoadModelParameters(flags.checkpoint, **model); !status.ok()) {
-    return fail(status, kRuntimeError);
+  // Read once: the tensors become the model's parameters, and the metadata (what `edgefl train`
+  // recorded: data, categories, steps) carries over, so that `edgefl eval` finds the same
+  // held-out data for the quantized file.
+  Result<models::Safetensors> source = models::LoadSafetensors(flags.checkpoint);
+  if (!source.ok()) return fail(source.status(), kRuntimeError);
+  if (Status status = models::SetModelParameters(source->tensors, **model); !status.ok()) {
+    std::string context = "'";  // appended: GCC 12 warns falsely (-Wrestrict) on "'" + string
+    context += flags.checkpoint;
+    context += '\'';
+    return fail(status.WithContext(context), kRuntimeError);
   }
   const std::string model_name = (*model)->name();
   std::vector<models::QuantizedTensorReport> report;
@@ -59,11 +67,7 @@ int RunQuantizeCommand(const QuantizeFlags& flags, std::ostream& out, std::ostre
       model_name == "charlm" ? models::QuantizeCharLm(**model, *format, &report)
                              : QuantizeSequential(std::move(model).value(), *format, &report);
   if (!tensors.ok()) return fail(tensors.status(), kRuntimeError);
-  // The source's metadata (what `edgefl train` recorded: data, categories, steps) carries over,
-  // so that `edgefl eval` finds the same held-out data for the quantized file.
-  Result<models::Safetensors> source = models::LoadSafetensors(flags.checkpoint);
-  if (!source.ok()) return fail(source.status(), kRuntimeError);
-  models::Metadata metadata = source->metadata;
+  models::Metadata metadata = std::move(source->metadata);
   metadata["format"] = std::string(models::QuantizedMetadataFormat(*format));
   metadata["model"] = model_name;
   if (Status status = models::SaveSafetensors(flags.out, *tensors, metadata); !status.ok()) {

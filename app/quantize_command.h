@@ -25,9 +25,9 @@ struct QuantizeFlags {
 
 // Loads `flags.checkpoint` into `flags.model`, quantizes every dense layer to `flags.format`,
 // writes `flags.out` (metadata "format" = "edgefl-q8" / "edgefl-q4", "model", and the source's
-// other metadata, e.g. train's "data" and "categories") and prints the table to `out`. Returns 0, or prints the error to `err` and returns 2 for a bad model or
-// format name and 1 for a file that cannot be read, is not a checkpoint of that model, or
-// cannot be written.
+// other metadata, e.g. train's "data" and "categories") and prints the table to `out`. Returns
+// 0, or prints the error to `err` and returns 2 for a bad model or format name and 1 for a
+// file that cannot be read, is not a checkpoint of that model, or cannot be written.
 int RunQuantizeCommand(const QuantizeFlags& flags, std::ostream& out, std::ostream& err);
 
 // Adds the `quantize` subcommand (--model, --checkpoint, --format, --out) to `app`; when it

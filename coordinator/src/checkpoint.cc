@@ -9,6 +9,7 @@
 #include <iterator>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace edgefl::coordinator {
 namespace {
@@ -18,9 +19,15 @@ namespace {
 constexpr char kMagicPrefix[7] = {'E', 'F', 'L', 'C', 'K', 'P', 'T'};
 constexpr size_t kMagicSize = sizeof(kMagicPrefix) + 1;
 static_assert(kCheckpointFormat <= 9, "the format is one digit of the magic");
-// Format 2 wrote the RDP of privacy::DefaultRdpOrders() as it was then: 151 orders. Should the
-// default grid change, format 2 must keep that grid, so its size is pinned here.
-constexpr size_t kFormat2NumOrders = 151;
+// The orders whose RDP format 2 wrote, without the orders themselves: privacy::DefaultRdpOrders()
+// as it was then (1.1 to 10.9 in steps of 0.1, then 12 to 63). Pinned here, values and all, so
+// that a later change of the default grid cannot pair old values with other orders.
+std::vector<double> Format2RdpOrders() {
+  std::vector<double> orders;
+  for (int x = 1; x < 100; ++x) orders.push_back(1.0 + x / 10.0);
+  for (int x = 12; x < 64; ++x) orders.push_back(static_cast<double>(x));
+  return orders;
+}
 
 uint64_t Fnv1a(const std::string& bytes) {
   uint64_t hash = 1469598103934665603ULL;
@@ -152,11 +159,12 @@ Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path) {
   }
   if (checksum != Fnv1a(bytes.substr(0, body))) return DataLossError(bad + "corrupted");
   if (checkpoint.format == 2 && !accountant.rdp.empty()) {
-    if (accountant.rdp.size() != kFormat2NumOrders) {
+    std::vector<double> orders = Format2RdpOrders();
+    if (accountant.rdp.size() != orders.size()) {
       return DataLossError(bad + "of format 2 with " + std::to_string(accountant.rdp.size()) +
-                           " RDP values; that format has " + std::to_string(kFormat2NumOrders));
+                           " RDP values; that format has " + std::to_string(orders.size()));
     }
-    accountant.orders = privacy::DefaultRdpOrders();
+    accountant.orders = std::move(orders);
   }
   if (accountant.rdp.size() != accountant.orders.size()) {
     return DataLossError(bad + "inconsistent: its privacy accountant has " +

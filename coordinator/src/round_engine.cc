@@ -370,18 +370,18 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
           : report.started_at + options_.round_deadline;
 
   // One protocol step: wait for `step` from each index in `expected` and hand it to `accept`.
-  // Anything else from the cohort is recorded; a device that stays silent is a dropout. When
-  // `cancel` ends the wait, `cancelled` says so, and the session must not go on to its next step.
-  Status cancelled;
+  // Anything else from the cohort is recorded; a device that stays silent is a dropout.
+  // kCancelled when `cancel` ended the wait: the session must not go on to its next step.
   auto collect = [&](SecAggStep step, std::vector<uint32_t> expected,
-                     const std::function<Status(uint32_t, privacy::SecAggMessage&)>& accept) {
+                     const std::function<Status(uint32_t, privacy::SecAggMessage&)>& accept)
+      -> Status {
     std::vector<uint8_t> waiting(cohort.size(), 0);
     for (uint32_t i : expected) waiting[i] = 1;
     size_t remaining = expected.size();
     while (remaining > 0) {
       Result<Message> received = ReceiveUnlessCancelled(round, step_deadline, cancel);
       if (!received.ok()) {
-        if (received.status().code() == StatusCode::kCancelled) cancelled = received.status();
+        if (received.status().code() == StatusCode::kCancelled) return received.status();
         break;
       }
       Message& message = *received;
@@ -423,6 +423,7 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
         weighted_loss += static_cast<double>(payload->train_loss) * payload->num_examples;
       }
     }
+    return OkStatus();
   };
   auto send = [&](uint32_t index, const privacy::SecAggMessage& message) {
     transport::SecAggPayload payload{.step = static_cast<uint8_t>(privacy::StepOf(message)),
@@ -436,45 +437,51 @@ Result<size_t> RoundEngine::RunSecureAggregation(RoundId round, const std::vecto
   // Step 0: the devices trained and advertised their keys.
   std::vector<uint32_t> everyone(cohort.size());
   for (uint32_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
-  collect(SecAggStep::kAdvertiseKeys, everyone, [&](uint32_t i, privacy::SecAggMessage& m) {
-    auto& keys = std::get<secagg::AdvertiseKeysMessage>(m);
-    if (keys.sender != i) return InvalidArgumentError("advertised index does not match sender");
-    return session.ReceiveAdvertiseKeys(keys);
-  });
-  EDGEFL_RETURN_IF_ERROR(cancelled);
+  EDGEFL_RETURN_IF_ERROR(collect(
+      SecAggStep::kAdvertiseKeys, everyone, [&](uint32_t i, privacy::SecAggMessage& m) {
+        auto& keys = std::get<secagg::AdvertiseKeysMessage>(m);
+        if (keys.sender != i) return InvalidArgumentError("advertised index does not match sender");
+        return session.ReceiveAdvertiseKeys(keys);
+      }));
   EDGEFL_RETURN_IF_ERROR(session.FinishAdvertiseKeys());
   for (uint32_t i : session.ExpectedSenders()) {
     EDGEFL_ASSIGN_OR_RETURN(secagg::KeyDirectoryMessage directory, session.KeyDirectoryFor(i));
     send(i, directory);
   }
   // Step 1: encrypted key shares, relayed.
-  collect(SecAggStep::kShareKeys, session.ExpectedSenders(), [&](uint32_t i, privacy::SecAggMessage& m) {
-    auto& shares = std::get<secagg::ShareKeysMessage>(m);
-    if (shares.sender != i) return InvalidArgumentError("share sender does not match sender");
-    return session.ReceiveShareKeys(std::move(shares));
-  });
-  EDGEFL_RETURN_IF_ERROR(cancelled);
+  EDGEFL_RETURN_IF_ERROR(collect(
+      SecAggStep::kShareKeys, session.ExpectedSenders(),
+      [&](uint32_t i, privacy::SecAggMessage& m) {
+        auto& shares = std::get<secagg::ShareKeysMessage>(m);
+        if (shares.sender != i) return InvalidArgumentError("share sender does not match sender");
+        return session.ReceiveShareKeys(std::move(shares));
+      }));
   EDGEFL_RETURN_IF_ERROR(session.FinishShareKeys());
   for (uint32_t i : session.ExpectedSenders()) {
     EDGEFL_ASSIGN_OR_RETURN(secagg::ShareKeysRelayMessage relay, session.RelayFor(i));
     send(i, relay);
   }
   // Step 2: masked inputs.
-  collect(SecAggStep::kMaskedInput, session.ExpectedSenders(), [&](uint32_t i, privacy::SecAggMessage& m) {
-    auto& masked = std::get<secagg::MaskedInputMessage>(m);
-    if (masked.sender != i) return InvalidArgumentError("masked input sender does not match sender");
-    return session.ReceiveMaskedInput(masked);
-  });
-  EDGEFL_RETURN_IF_ERROR(cancelled);
+  EDGEFL_RETURN_IF_ERROR(collect(
+      SecAggStep::kMaskedInput, session.ExpectedSenders(),
+      [&](uint32_t i, privacy::SecAggMessage& m) {
+        auto& masked = std::get<secagg::MaskedInputMessage>(m);
+        if (masked.sender != i) {
+          return InvalidArgumentError("masked input sender does not match sender");
+        }
+        return session.ReceiveMaskedInput(masked);
+      }));
   EDGEFL_ASSIGN_OR_RETURN(secagg::UnmaskRequestMessage request, session.FinishMaskedInputCollection());
   for (uint32_t i : request.survivors) send(i, request);
   // Step 3: unmasking, with dropped devices' masks recovered from their neighbours' shares.
-  collect(SecAggStep::kUnmaskResponse, request.survivors, [&](uint32_t i, privacy::SecAggMessage& m) {
-    auto& response = std::get<secagg::UnmaskResponseMessage>(m);
-    if (response.sender != i) return InvalidArgumentError("unmask sender does not match sender");
-    return session.ReceiveUnmaskResponse(response);
-  });
-  EDGEFL_RETURN_IF_ERROR(cancelled);
+  EDGEFL_RETURN_IF_ERROR(collect(
+      SecAggStep::kUnmaskResponse, request.survivors, [&](uint32_t i, privacy::SecAggMessage& m) {
+        auto& response = std::get<secagg::UnmaskResponseMessage>(m);
+        if (response.sender != i) {
+          return InvalidArgumentError("unmask sender does not match sender");
+        }
+        return session.ReceiveUnmaskResponse(response);
+      }));
   EDGEFL_ASSIGN_OR_RETURN(std::vector<uint32_t> sum, session.FinishUnmasking());
   EDGEFL_RETURN_IF_ERROR(privacy::Decode(sum, settings.encoding_scale, private_sum_));
   for (uint32_t i : request.survivors) {

@@ -30,8 +30,9 @@ struct Datasets {
   std::vector<std::vector<uint32_t>> groups;
 };
 
-// The experiment's training and test sets, standardised. kNotFound for missing data.
-Result<Datasets> LoadData(const SimulationConfig& config);
+// The experiment's training and test sets, standardised (the test set left empty without
+// `load_test`). kNotFound for missing data.
+Result<Datasets> LoadData(const SimulationConfig& config, bool load_test = true);
 
 // Each device's indices into `train`: device i (0-based, ClientId i + 1) uses
 // parts[i % parts.size()]. kInvalidArgument for a bad partition name.

@@ -196,7 +196,6 @@ coordinator::ServiceConfig ServiceConfigFor(const SimulationConfig& config,
   service.rounds = config.rounds;
   service.min_clients = config.clients;
   coordinator::CopyRoundSettings(config, service);
-  service.over_selection = 0.0;  // refused with workers; the service waits for every member
   service.min_clients_reported = 1;
   service.round_deadline_seconds = 0.0;
   // The workers are this process's children and are watched directly; an hour of silence is
@@ -370,9 +369,9 @@ Result<SimWorkerStats> RunSimWorker(const SimulationConfig& config, const SimWor
   models::SetNumThreads(1);
 
   // The in-process simulator's data, partition and model (experiment.h).
-  EDGEFL_ASSIGN_OR_RETURN(Datasets data, LoadData(config));
-  // Evaluation is the coordinator's; devices train on `train` alone (31 MB for Fashion-MNIST).
-  data.test = models::Dataset{};
+  // Evaluation is the coordinator's; devices train on `train` alone (the test set would be
+  // 31 MB of floats for Fashion-MNIST).
+  EDGEFL_ASSIGN_OR_RETURN(Datasets data, LoadData(config, /*load_test=*/false));
   EDGEFL_ASSIGN_OR_RETURN(std::vector<std::vector<uint32_t>> partition,
                           PartitionDevices(config, data));
   const models::ModelSpec spec = ModelSpecFor(config, data.train);

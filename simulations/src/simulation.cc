@@ -29,7 +29,7 @@
 
 namespace edgefl::simulations {
 
-Result<Datasets> LoadData(const SimulationConfig& config) {
+Result<Datasets> LoadData(const SimulationConfig& config, bool load_test) {
   if (config.data == "fortunes") {
     std::vector<std::string> names;
     std::istringstream list(config.categories);
@@ -44,18 +44,21 @@ Result<Datasets> LoadData(const SimulationConfig& config) {
     EDGEFL_ASSIGN_OR_RETURN(
         models::CategoryPartition partition,
         models::PartitionByCategory(texts, models::CharLmConfig{}.context));
-    return Datasets{std::move(partition.train), std::move(partition.test),
+    return Datasets{std::move(partition.train),
+                    load_test ? std::move(partition.test) : models::Dataset{},
                     std::move(partition.client_indices)};
   }
   EDGEFL_ASSIGN_OR_RETURN(models::Dataset train,
                           models::LoadFashionMnist(config.data_dir, models::Split::kTrain));
-  EDGEFL_ASSIGN_OR_RETURN(models::Dataset test,
-                          models::LoadFashionMnist(config.data_dir, models::Split::kTest));
+  models::Dataset test;
+  if (load_test) {
+    EDGEFL_ASSIGN_OR_RETURN(test, models::LoadFashionMnist(config.data_dir, models::Split::kTest));
+  }
   // Standardised inputs (the training set's moments, for both splits) train the MLP markedly
   // faster than raw [0, 1] pixels.
   const models::FeatureMoments moments = models::ComputeFeatureMoments(train);
   models::StandardizeFeatures(train, moments);
-  models::StandardizeFeatures(test, moments);
+  if (load_test) models::StandardizeFeatures(test, moments);
   return Datasets{std::move(train), std::move(test)};
 }
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "edgefl/simulations/sim_worker.h"
-#include "small_config.h"
+#include "simulations/small_config.h"
 
 namespace edgefl::simulations {
 namespace {
